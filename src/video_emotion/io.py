@@ -66,3 +66,13 @@ def read_parquet_metadata(path: str | os.PathLike) -> dict:
 
     meta = pq.read_schema(path).metadata or {}
     return {k.decode(): json.loads(v) for k, v in meta.items() if k != b"pandas"}
+
+
+def safe_name(text: str) -> str:
+    """A filesystem- and wildcard-safe name: runs of characters outside ``[A-Za-z0-9_.-]`` become ``_``."""
+    import re
+
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "_", str(text)).strip("_.")
+    if not name:
+        raise ValueError(f"cannot make a file name from {text!r}")
+    return name

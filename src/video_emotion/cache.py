@@ -1,0 +1,280 @@
+"""The HDF5 clip cache: one file holding every kept video's aligned face crops, and the Dataset that reads clips.
+
+Layout of ``clips.h5``::
+
+    frames            uint8 (N, S, S, 3)   all videos back to back, chunked (chunk_frames, S, S, 3)
+    index/video_id    str   (V,)           one row per video, in manifest order
+    index/label       int64 (V,)           class index into attrs["classes"]
+    index/subject     str   (V,)
+    index/fold        int64 (V,)           the video's test fold
+    index/start       int64 (V,)           first row of the video in `frames`
+    index/length      int64 (V,)           number of frames
+    attrs: classes (JSON list), crop_size, clip_len, chunk_frames, compression
+
+Chunks of ``chunk_frames`` frames (default: one clip length) and no compression were chosen by measurement
+(``benchmarks/cache_layout.py``): a random clip then touches at most two chunks, and decoding costs nothing.
+
+:class:`ClipDataset` opens the file lazily in each process that reads it (never open, then fork: PyTorch issue
+11929) with a chunk cache sized to one clip read.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+
+from video_emotion.io import atomic_path, write_parquet
+
+CACHE_DEFAULTS = {"clip_len": 8, "chunk_frames": None, "compression": None}
+INDEX_COLUMNS = ("video_id", "label", "subject", "fold", "start", "length")
+# Per-channel normalisation of [0, 1] RGB (the Kinetics statistics used by pytorchvideo's video models).
+MEAN = (0.45, 0.45, 0.45)
+STD = (0.225, 0.225, 0.225)
+
+
+def qc_path(faces_h5: str | os.PathLike) -> Path:
+    """The per-video QC table written beside a faces file: ``<shard>_qc.parquet``."""
+    faces_h5 = Path(faces_h5)
+    return faces_h5.with_name(f"{faces_h5.stem}_qc.parquet")
+
+
+def _scan_faces(face_files: Sequence[str | os.PathLike]) -> tuple[dict, dict, int | None]:
+    """Map video_id -> (faces file, n_frames) for every video with crops, video_id -> QC reason, and crop size."""
+    found: dict[str, tuple[Path, int]] = {}
+    reasons: dict[str, str] = {}
+    crop_size = None
+    for path in map(Path, face_files):
+        qc = qc_path(path)
+        if qc.exists():
+            for row in pd.read_parquet(qc, columns=["video_id", "status", "reason"]).itertuples():
+                if row.status != "ok":
+                    reasons[str(row.video_id)] = f"faces: {row.reason or row.status}"
+        try:
+            with h5py.File(path, "r") as f:
+                for vid, group in f.items():
+                    if vid in reasons or "crops" not in group:
+                        continue
+                    crops = group["crops"]
+                    if crops.ndim != 4 or crops.shape[1] != crops.shape[2] or crops.shape[3] != 3:
+                        raise ValueError(f"/{vid}/crops has shape {crops.shape}, expected (T, S, S, 3)")
+                    if crop_size is not None and crops.shape[1] != crop_size:
+                        raise ValueError(f"/{vid}/crops are {crops.shape[1]} px, other videos are {crop_size} px")
+                    crop_size = crops.shape[1]
+                    found[vid] = (path, crops.shape[0])
+        except (OSError, ValueError, KeyError) as e:
+            raise RuntimeError(
+                f"cannot read faces file {path}: {e}. Delete it and rerun its faces job "
+                f"(snakemake {path}); the other shards are kept."
+            ) from e
+    return found, reasons, crop_size
+
+
+def build_cache(
+    manifest_path: str | os.PathLike,
+    face_files: Sequence[str | os.PathLike],
+    out_h5: str | os.PathLike,
+    params: dict,
+) -> dict:
+    """Pack the crops of every manifest video found in ``face_files`` into ``out_h5``; return a summary.
+
+    Videos without crops (rejected upstream) are listed with their reason in the summary and in
+    ``skipped.parquet`` beside ``out_h5``. ``params`` is the config's ``cache`` section.
+    """
+    p = {**CACHE_DEFAULTS, **(params or {})}
+    out_h5 = Path(out_h5)
+    manifest = pd.read_parquet(manifest_path)
+    if not isinstance(manifest["label"].dtype, pd.CategoricalDtype):
+        raise ValueError(f"{manifest_path}: 'label' must be categorical over the classes; rerun the manifest rule")
+    classes = [str(c) for c in manifest["label"].cat.categories]
+    found, reasons, crop_size = _scan_faces(face_files)
+
+    kept, skipped = [], []
+    for row in manifest.itertuples():
+        vid = str(row.video_id)
+        if vid in found and found[vid][1] > 0:
+            kept.append(row)
+        else:
+            reason = reasons.get(vid) or ("no frames" if vid in found else "not in the faces files")
+            skipped.append({"video_id": vid, "subject": str(row.subject), "reason": reason})
+    if not kept:
+        raise ValueError(f"no video of {manifest_path} has face crops in {[str(f) for f in face_files]}")
+
+    lengths = np.array([found[str(r.video_id)][1] for r in kept], dtype=np.int64)
+    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+    chunk_frames = int(p["chunk_frames"] or p["clip_len"])
+    compression = p["compression"] or None
+    n = int(lengths.sum())
+    with atomic_path(out_h5) as tmp:
+        with h5py.File(tmp, "w") as out:
+            frames = out.create_dataset(
+                "frames", shape=(n, crop_size, crop_size, 3), dtype=np.uint8,
+                chunks=(min(chunk_frames, n), crop_size, crop_size, 3), compression=compression,
+            )
+            open_files: dict[Path, h5py.File] = {}
+            try:
+                for row, start, length in zip(kept, starts, lengths, strict=True):
+                    path = found[str(row.video_id)][0]
+                    if path not in open_files:
+                        open_files[path] = h5py.File(path, "r")
+                    frames[start:start + length] = open_files[path][str(row.video_id)]["crops"][()]
+            finally:
+                for f in open_files.values():
+                    f.close()
+            index = out.create_group("index")
+            str_dtype = h5py.string_dtype()
+            index["video_id"] = np.array([str(r.video_id) for r in kept], dtype=object).astype(str_dtype)
+            index["label"] = np.array([classes.index(str(r.label)) for r in kept], dtype=np.int64)
+            index["subject"] = np.array([str(r.subject) for r in kept], dtype=object).astype(str_dtype)
+            index["fold"] = np.array([int(r.fold) for r in kept], dtype=np.int64)
+            index["start"] = starts
+            index["length"] = lengths
+            out.attrs.update(classes=json.dumps(classes), crop_size=crop_size, clip_len=int(p["clip_len"]),
+                             chunk_frames=chunk_frames, compression=str(compression))
+    skipped_df = pd.DataFrame(skipped, columns=["video_id", "subject", "reason"])
+    write_parquet(skipped_df, out_h5.with_name("skipped.parquet"))
+    return {
+        "videos": len(kept), "frames": n, "skipped": skipped, "classes": classes, "crop_size": crop_size,
+        "chunks": [min(chunk_frames, n), crop_size, crop_size, 3], "compression": str(compression),
+        "bytes": out_h5.stat().st_size,
+    }
+
+
+def _open(path: str | os.PathLike, **kw) -> h5py.File:
+    try:
+        return h5py.File(path, "r", **kw)
+    except OSError as e:
+        raise RuntimeError(f"cannot read clip cache {path}: {e}. Delete it and rerun the cache rule.") from e
+
+
+def read_index(h5_path: str | os.PathLike) -> tuple[pd.DataFrame, dict]:
+    """The cache's index table (one row per video) and its attrs (``classes`` decoded to a list)."""
+    with _open(h5_path) as f:
+        if "index" not in f or "frames" not in f:
+            raise RuntimeError(f"{h5_path} is not a clip cache (no 'index' or 'frames'); rerun the cache rule")
+        cols = {c: f["index"][c][()] for c in INDEX_COLUMNS}
+        attrs = dict(f.attrs)
+    for c in ("video_id", "subject"):
+        cols[c] = [v.decode() if isinstance(v, bytes) else str(v) for v in cols[c]]
+    attrs["classes"] = json.loads(attrs["classes"])
+    return pd.DataFrame(cols), attrs
+
+
+def normalize_clip(frames: np.ndarray | torch.Tensor) -> torch.Tensor:
+    """uint8 frames (T, H, W, 3) -> normalised float32 tensor (3, T, H, W)."""
+    x = torch.as_tensor(frames).permute(3, 0, 1, 2).float().div_(255)
+    mean = torch.tensor(MEAN).view(3, 1, 1, 1)
+    std = torch.tensor(STD).view(3, 1, 1, 1)
+    return (x - mean) / std
+
+
+def clip_starts(length: int, clip_len: int, n: int) -> list[int]:
+    """``n`` evenly spaced clip starts over a video of ``length`` frames (0 when the video is shorter)."""
+    last = max(length - clip_len, 0)
+    return [int(round(s)) for s in np.linspace(0, last, n)] if n > 1 else [last // 2]
+
+
+class ClipDataset(torch.utils.data.Dataset):
+    """Clips of the videos in an HDF5 clip cache.
+
+    Item ``i`` is clip ``i % clips_per_video`` of video ``i // clips_per_video``: a normalised float tensor
+    (3, clip_len, S, S), the label, and the video's position in :attr:`index`. Training clips start at a random
+    frame and get a random crop (``crop_scale`` of the side, resized back), a horizontal flip and a mild
+    brightness/contrast jitter; evaluation clips are evenly spaced and unaugmented. Videos shorter than a clip
+    loop. Randomness comes from ``(seed, epoch, i)`` only, so it does not depend on the workers; call
+    :meth:`set_epoch` before each epoch.
+    """
+
+    def __init__(
+        self,
+        h5_path: str | os.PathLike,
+        videos: pd.DataFrame | Sequence[str] | None = None,
+        clip_len: int = 8,
+        train: bool = False,
+        clips_per_video: int = 1,
+        *,
+        crop_scale: float = 0.8,
+        jitter: float = 0.1,
+        seed: int = 0,
+    ):
+        self.h5_path = Path(h5_path)
+        index, attrs = read_index(h5_path)
+        if isinstance(videos, pd.DataFrame):
+            videos = videos["video_id"].tolist()
+        if videos is not None:
+            missing = set(videos) - set(index["video_id"])
+            if missing:
+                raise KeyError(f"{len(missing)} video(s) not in {h5_path}, e.g. {sorted(missing)[:3]}")
+            index = index.set_index("video_id").loc[list(videos)].reset_index()
+        self.index = index.reset_index(drop=True)
+        self.classes = attrs["classes"]
+        self.crop_size = int(attrs["crop_size"])
+        self.clip_len, self.train, self.clips_per_video = int(clip_len), bool(train), int(clips_per_video)
+        self.crop_scale, self.jitter, self.seed, self.epoch = crop_scale, jitter, seed, 0
+        self._starts = self.index["start"].to_numpy()
+        self._lengths = self.index["length"].to_numpy()
+        self._labels = self.index["label"].to_numpy()
+        self._file: h5py.File | None = None
+        self._pid = None
+        chunk = int(attrs.get("chunk_frames", clip_len))
+        # Enough chunk cache for one clip read: the chunks it spans, plus one (or a short looped video).
+        self._rdcc = (math.ceil(max(self.clip_len, chunk) / chunk) + 1) * chunk * self.crop_size ** 2 * 3
+
+    def __len__(self) -> int:
+        return len(self.index) * self.clips_per_video
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_file": None, "_pid": None}
+
+    def _frames(self) -> h5py.Dataset:
+        if self._file is None or self._pid != os.getpid():
+            self._file = _open(self.h5_path, rdcc_nbytes=self._rdcc)
+            self._pid = os.getpid()
+        return self._file["frames"]
+
+    def read(self, video: int, start: int) -> np.ndarray:
+        """uint8 frames (clip_len, S, S, 3) of ``video`` from frame ``start``; short videos loop."""
+        s0, length = int(self._starts[video]), int(self._lengths[video])
+        frames = self._frames()
+        if start + self.clip_len <= length:
+            return frames[s0 + start: s0 + start + self.clip_len]
+        whole = frames[s0: s0 + length]
+        return whole[(start + np.arange(self.clip_len)) % length]
+
+    def clip_start(self, i: int) -> int:
+        """The first frame of evaluation clip ``i`` (training clips draw their own)."""
+        video, k = divmod(i, self.clips_per_video)
+        return clip_starts(int(self._lengths[video]), self.clip_len, self.clips_per_video)[k]
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int, int]:
+        video = i // self.clips_per_video
+        if not self.train:
+            return normalize_clip(self.read(video, self.clip_start(i))), int(self._labels[video]), video
+        rng = np.random.default_rng((self.seed, self.epoch, i))
+        length = int(self._lengths[video])
+        start = int(rng.integers(0, max(length - self.clip_len, 0) + 1))
+        x = normalize_clip(self.read(video, start))  # (3, T, S, S)
+        s = self.crop_size
+        side = int(round(s * rng.uniform(self.crop_scale, 1.0)))
+        y0, x0 = (int(v) for v in rng.integers(0, s - side + 1, size=2))
+        x = x[:, :, y0:y0 + side, x0:x0 + side]
+        if side != s:
+            x = F.interpolate(x, size=(s, s), mode="bilinear", align_corners=False)
+        if rng.random() < 0.5:
+            x = x.flip(-1)
+        if self.jitter:
+            brightness, contrast = rng.uniform(-self.jitter, self.jitter, size=2)
+            mean = x.mean()
+            x = (x - mean) * (1 + contrast) + mean + brightness / STD[0]
+        return x.contiguous(), int(self._labels[video]), video

@@ -1,0 +1,94 @@
+"""RAVDESS: the Ryerson Audio-Visual Database of Emotional Speech and Song (Livingstone & Russo, 2018).
+
+Layout: ``Actor_XX/MM-VV-EE-II-SS-RR-AA.mp4`` (any folders above ``Actor_XX`` are fine). The seven fields are
+modality (01 audio-video, 02 video-only, 03 audio-only), vocal channel (01 speech, 02 song), emotion (01 neutral,
+02 calm, 03 happy, 04 sad, 05 angry, 06 fearful, 07 disgust, 08 surprised), intensity (01 normal, 02 strong),
+statement (01, 02), repetition (01, 02) and actor (01-24).
+
+- Audio-only files (modality 03, or an audio extension) are skipped.
+- The audio-video and the video-only file of one recording hold the same pictures: the video-only file is kept
+  and its audio-video twin is skipped; a recording with only the audio-video file is kept as is.
+- ``subject`` is the ``Actor_XX`` folder's number without leading zeros (``"1"`` .. ``"24"``), or the file
+  name's actor field when there is no such folder. ``video_id`` is the file name without extension.
+
+Option ``vocal_channels`` (default both): ``[speech]``, ``[song]`` or ``[speech, song]``.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from video_emotion.datasets.common import DatasetError, file_kind, reject, walk_files
+from video_emotion.labels import EMOTIONS
+
+LABELS = EMOTIONS + ("neutral", "calm")
+OPTIONS = {"vocal_channels": ["speech", "song"]}
+
+EMOTION_CODES = {"01": "neutral", "02": "calm", "03": "happiness", "04": "sadness", "05": "anger", "06": "fear",
+                 "07": "disgust", "08": "surprise"}
+MODALITIES = {"01": "audio_video", "02": "video_only", "03": "audio_only"}
+CHANNELS = {"01": "speech", "02": "song"}
+INTENSITIES = {"01": "normal", "02": "strong"}
+
+NAME = re.compile(r"^(\d\d)-(\d\d)-(\d\d)-(\d\d)-(\d\d)-(\d\d)-(\d\d)$")
+ACTOR_DIR = re.compile(r"^actor[\s_-]*0*(\d+)$", re.IGNORECASE)
+
+
+def scan(root: Path, options: dict) -> tuple[list[dict], list[dict]]:
+    channels = options["vocal_channels"]
+    if isinstance(channels, str) or not set(channels) <= set(CHANNELS.values()) or not channels:
+        raise DatasetError(
+            f"dataset_options.vocal_channels = {channels!r}; use a list drawn from [speech, song], e.g. [speech]"
+        )
+    rows, rejected = [], []
+    for path, parts in walk_files(root):
+        *dirs, name = parts
+        kind = file_kind(name)
+        if kind != "video":
+            rejected.append(reject(path, "audio-only file" if kind == "audio" else "not a video file"))
+            continue
+        m = NAME.match(Path(name).stem)
+        if m is None:
+            rejected.append(reject(path, "name is not MM-VV-EE-II-SS-RR-AA (RAVDESS naming)"))
+            continue
+        modality, channel, emotion, intensity, statement, repetition, actor = m.groups()
+        problem = (
+            "audio-only (modality 03)" if modality == "03"
+            else f"unknown modality {modality}" if modality not in MODALITIES
+            else f"unknown vocal channel {channel}" if channel not in CHANNELS
+            else f"unknown emotion code {emotion}" if emotion not in EMOTION_CODES
+            else f"unknown intensity {intensity}" if intensity not in INTENSITIES
+            else f"vocal channel {CHANNELS[channel]} not selected (dataset_options.vocal_channels)"
+            if CHANNELS[channel] not in channels
+            else None
+        )
+        if problem:
+            rejected.append(reject(path, problem))
+            continue
+        actors = [a.group(1) for d in dirs if (a := ACTOR_DIR.match(d))]
+        rows.append({
+            "video_id": Path(name).stem,
+            "path": path,
+            "subject": actors[-1] if actors else str(int(actor)),
+            "label": EMOTION_CODES[emotion],
+            "modality": MODALITIES[modality],
+            "vocal_channel": CHANNELS[channel],
+            "intensity": INTENSITIES[intensity],
+            "statement": int(statement),
+            "repetition": int(repetition),
+        })
+    return drop_audio_video_twins(rows, rejected)
+
+
+def drop_audio_video_twins(rows: list[dict], rejected: list[dict]) -> tuple[list[dict], list[dict]]:
+    """Skip an audio-video file when the video-only file of the same recording is there too."""
+    video_only = {(r["subject"], r["video_id"][3:]): r["path"] for r in rows if r["modality"] == "video_only"}
+    kept = []
+    for r in rows:
+        twin = video_only.get((r["subject"], r["video_id"][3:]))
+        if r["modality"] == "audio_video" and twin is not None:
+            rejected.append(reject(r["path"], f"same recording as the video-only {twin}, which is kept"))
+        else:
+            kept.append(r)
+    return kept, rejected

@@ -1,0 +1,176 @@
+"""Face detector + 68-point landmark backends behind one interface.
+
+Both give the iBUG 68-point landmarks in source pixels:
+
+- ``dlib``: HOG detector and the 68-point shape predictor from face-recognition-models; offline, always there.
+- ``face_alignment``: FAN 2D (face-alignment 1.5) with a configurable detector (sfd, blazeface, dlib); used only
+  when its weights are already in torch's hub cache (``$TORCH_HOME/hub/checkpoints``): nothing downloads.
+- ``auto``: face_alignment when its weights are present, else dlib.
+
+A backend has ``name``, ``versions``, ``detect(image) -> (boxes (N,4), scores (N,))`` and
+``landmarks(images, boxes) -> (N,68,2)``, one box per image, batched where the backend can batch.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+from collections.abc import Sequence
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+# The files face-alignment 1.5 looks for in $TORCH_HOME/hub/checkpoints (the basenames of its download URLs).
+FAN_WEIGHTS = "2DFAN4-11f355bf06.pth.tar"
+FA_DETECTOR_WEIGHTS = {"sfd": ("s3fd-619a316812.pth",), "blazeface": ("blazeface.pth", "anchors.npy"), "dlib": ()}
+
+
+def dlib_model_path(name: str = "shape_predictor_68_face_landmarks.dat") -> Path:
+    """Path of a model file shipped by face-recognition-models (found without importing the package)."""
+    spec = importlib.util.find_spec("face_recognition_models")
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError("face-recognition-models is not installed; pip install face-recognition-models==0.3.0")
+    path = Path(spec.submodule_search_locations[0]) / "models" / name
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing; reinstall face-recognition-models==0.3.0")
+    return path
+
+
+@lru_cache(maxsize=1)
+def load_dlib_models():
+    """``(detector, predictor)``: dlib's HOG frontal face detector and the 68-point shape predictor (loaded once)."""
+    import dlib
+
+    return dlib.get_frontal_face_detector(), dlib.shape_predictor(str(dlib_model_path()))
+
+
+def hub_checkpoints() -> Path:
+    """torch's hub cache folder for downloaded weights (honours $TORCH_HOME)."""
+    import torch.hub
+
+    return Path(torch.hub.get_dir()) / "checkpoints"
+
+
+def missing_fa_weights(detector: str = "sfd") -> list[str]:
+    """The face-alignment weight files (for FAN and ``detector``) that are not in torch's hub cache."""
+    if detector not in FA_DETECTOR_WEIGHTS:
+        raise ValueError(f"unknown face_alignment detector {detector!r}; choose one of {sorted(FA_DETECTOR_WEIGHTS)}")
+    folder = hub_checkpoints()
+    return [name for name in (FAN_WEIGHTS, *FA_DETECTOR_WEIGHTS[detector]) if not (folder / name).is_file()]
+
+
+class DlibBackend:
+    """dlib HOG detector + 68-point shape predictor; ``upsample`` doubles the image before detection (finds
+    faces down to ~40 px instead of ~80 px, at 4x the cost)."""
+
+    name = "dlib"
+
+    def __init__(self, upsample: int = 1):
+        import dlib
+
+        self.detector, self.predictor = load_dlib_models()
+        self.upsample = upsample
+        self._rect = dlib.rectangle
+        self.versions = {"dlib": dlib.__version__, "models": "face-recognition-models 0.3.0"}
+
+    def detect(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        rects, scores, _ = self.detector.run(image, self.upsample, 0.0)
+        boxes = np.array([[r.left(), r.top(), r.right(), r.bottom()] for r in rects], np.float32).reshape(-1, 4)
+        return boxes, np.asarray(scores, np.float32)
+
+    def landmarks(self, images: Sequence[np.ndarray], boxes: np.ndarray) -> np.ndarray:
+        out = np.empty((len(images), 68, 2), np.float32)
+        for i, (image, box) in enumerate(zip(images, boxes, strict=True)):
+            x0, y0, x1, y1 = (int(round(float(v))) for v in box)
+            shape = self.predictor(image, self._rect(x0, y0, x1, y1))
+            out[i] = [(p.x, p.y) for p in shape.parts()]
+        return out
+
+
+class FaceAlignmentBackend:
+    """face-alignment's FAN 2D landmarks (batched over frames) and its detector, on ``device``.
+
+    Faces of many frames are cropped the way face-alignment crops them and go through FAN ``batch_size`` at a time
+    (its own ``get_landmarks_from_batch`` runs FAN once per frame).
+    """
+
+    name = "face_alignment"
+
+    def __init__(self, device: str = "cpu", detector: str = "sfd", batch_size: int = 16):
+        missing = missing_fa_weights(detector)
+        if missing:
+            raise FileNotFoundError(
+                f"face-alignment weights {missing} are not in {hub_checkpoints()}; copy them there "
+                "(face-alignment 1.5 file names) or use the dlib backend (faces.backend: dlib)")
+        import face_alignment
+        import torch
+
+        kwargs = {}
+        if detector == "dlib" and "cuda" in device:  # dlib's CNN detector: the copy face-recognition-models ships
+            kwargs["path_to_detector"] = str(dlib_model_path("mmod_human_face_detector.dat"))
+        self.fa = face_alignment.FaceAlignment(
+            face_alignment.LandmarksType.TWO_D, device=device, face_detector=detector,
+            face_detector_kwargs=kwargs, flip_input=False, compile=not device.startswith("cpu"),
+            max_batch_size=batch_size)
+        self.device, self.batch_size, self.detector_name = device, batch_size, detector
+        self.versions = {"face_alignment": face_alignment.__version__, "torch": torch.__version__,
+                         "detector": detector}
+
+    def detect(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        found = self.fa.face_detector.detect_from_image(image.copy())
+        if len(found) == 0:
+            return np.zeros((0, 4), np.float32), np.zeros(0, np.float32)
+        found = np.asarray(found, np.float32).reshape(len(found), -1)
+        scores = found[:, 4] if found.shape[1] > 4 else np.ones(len(found), np.float32)
+        return found[:, :4], scores.astype(np.float32)
+
+    def landmarks(self, images: Sequence[np.ndarray], boxes: np.ndarray) -> np.ndarray:
+        import torch
+        from face_alignment.utils import CENTER_Y_OFFSET, crop, get_preds_fromhm
+
+        reference = self.fa.face_detector.reference_scale
+        centers, scales, crops = [], [], []
+        for image, (x0, y0, x1, y1) in zip(images, boxes, strict=True):
+            center = np.array([(x0 + x1) / 2.0, (y0 + y1) / 2.0 - (y1 - y0) * CENTER_Y_OFFSET])
+            scale = (x1 - x0 + y1 - y0) / reference
+            centers.append(center)
+            scales.append(scale)
+            crops.append(crop(image, center, scale).transpose(2, 0, 1))
+        out = np.empty((len(images), 68, 2), np.float32)
+        with torch.no_grad():
+            for start in range(0, len(crops), self.batch_size):
+                batch = torch.from_numpy(np.stack(crops[start:start + self.batch_size]).astype(np.float32) / 255.0)
+                heatmaps = self.fa.face_alignment_net(batch.to(self.device))
+                if isinstance(heatmaps, list):
+                    heatmaps = heatmaps[-1]
+                heatmaps = heatmaps.float().cpu().numpy()
+                for j, hm in enumerate(heatmaps):
+                    i = start + j
+                    _, pts_img, _ = get_preds_fromhm(hm[None], centers[i], scales[i])
+                    out[i] = pts_img.reshape(68, 2)
+        return out
+
+
+def make_backend(name: str = "auto", device: str = "cpu", fa_detector: str = "sfd", batch_size: int = 16,
+                 upsample: int = 1):
+    """The backend called ``name`` (auto | face_alignment | dlib); ``auto`` takes face_alignment when its
+    weights are in torch's hub cache, else dlib, and logs which it took."""
+    if name == "auto":
+        missing = missing_fa_weights(fa_detector)
+        name = "dlib" if missing else "face_alignment"
+        log.info("faces backend auto -> %s%s", name, f" (no {', '.join(missing)} in {hub_checkpoints()})"
+                 if missing else "")
+    if name == "dlib":
+        return DlibBackend(upsample=upsample)
+    if name == "face_alignment":
+        return FaceAlignmentBackend(device=device, detector=fa_detector, batch_size=batch_size)
+    raise ValueError(f"unknown faces backend {name!r}; choose auto, face_alignment or dlib")
+
+
+def torch_home_note() -> str:
+    """Where face-alignment weights are looked for, for log lines."""
+    return os.environ.get("TORCH_HOME", str(hub_checkpoints().parent.parent))

@@ -1,0 +1,196 @@
+"""Decode videos with ffmpeg: probe their header, stream RGB frames, extract resampled JPEG frames.
+
+ffmpeg itself resamples the frame rate and size, so a video is never held in memory whole. The binary is the one
+on PATH when there is one, else the static build that imageio-ffmpeg ships; no ffprobe is needed.
+
+The frames stage (:func:`extract_frames`) never raises on a bad video: it writes the output folder with a
+``meta.json`` whose ``status`` is ``"rejected"`` and whose ``reason`` says why, so the rest of the run continues.
+Library callers get a :class:`VideoError` from :func:`probe` and :func:`iter_frames`.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from functools import lru_cache
+from pathlib import Path
+
+import ffmpeg
+import numpy as np
+
+from video_emotion.io import atomic_path, write_json
+
+# A video shorter than this (after resampling) is rejected: it cannot make a clip.
+MIN_FRAMES = 2
+# Fewer decoded seconds than this share of the header's duration means a truncated or damaged file.
+MIN_DECODED_SHARE = 0.8
+
+_DURATION = re.compile(r"Duration: (\d+):(\d+):(\d+(?:\.\d+)?)")
+_VIDEO = re.compile(r"Stream #\d+:\d+.*?: Video: .*?(\d{2,5})x(\d{2,5})")
+_FPS = re.compile(r"([\d.]+)(k?) (?:fps|tbr)")
+# What ffmpeg's demuxers and decoders log for a cut-off or damaged file.
+_DAMAGED = re.compile(r"packet corrupt|corrupt input packet|partial file|corrupt decoded frame|decoding error",
+                      re.IGNORECASE)
+
+
+class VideoError(Exception):
+    """A video ffmpeg cannot read (missing, empty, corrupt, truncated or too short)."""
+
+    def __init__(self, path: str | Path, reason: str):
+        super().__init__(f"{path}: {reason}")
+        self.path = str(path)
+        self.reason = reason
+
+
+@lru_cache(maxsize=1)
+def ffmpeg_exe() -> str:
+    """The ffmpeg binary: one on PATH, else imageio-ffmpeg's static build."""
+    on_path = shutil.which("ffmpeg")
+    if on_path:
+        return on_path
+    import imageio_ffmpeg
+
+    return imageio_ffmpeg.get_ffmpeg_exe()
+
+
+def _parse_header(path: str | Path, log: str) -> dict:
+    """Source fps, size and duration from the header ffmpeg prints to stderr; VideoError if there is no video."""
+    stream = next((line for line in log.splitlines() if _VIDEO.search(line)), None)
+    if stream is None:
+        last = log.strip().splitlines()[-1] if log.strip() else "no output from ffmpeg"
+        raise VideoError(path, f"ffmpeg finds no readable video stream ({last.strip()})")
+    width, height = (int(v) for v in _VIDEO.search(stream).groups())
+    fps = 0.0
+    for value, kilo in _FPS.findall(stream):  # "25 fps" first, else "25 tbr"
+        fps = float(value) * (1000 if kilo else 1)
+        if fps > 0:
+            break
+    duration = 0.0
+    match = _DURATION.search(log)
+    if match:
+        h, m, s = match.groups()
+        duration = int(h) * 3600 + int(m) * 60 + float(s)
+    if fps <= 0:
+        raise VideoError(path, "ffmpeg reports no frame rate for the video stream")
+    return {"fps": fps, "width": width, "height": height, "duration": duration,
+            "n_frames": int(round(duration * fps))}
+
+
+def _check_file(path: str | Path) -> Path:
+    path = Path(path)
+    if not path.is_file():
+        raise VideoError(path, "file not found; check the dataset root and the manifest path")
+    if path.stat().st_size == 0:
+        raise VideoError(path, "file is empty (0 bytes); re-copy or re-encode it")
+    return path
+
+
+def probe(path: str | Path) -> dict:
+    """``{fps, width, height, n_frames, duration}`` of a video, from its header (n_frames = duration x fps)."""
+    path = _check_file(path)
+    proc = subprocess.run([ffmpeg_exe(), "-hide_banner", "-nostdin", "-i", str(path)],
+                          capture_output=True, text=True, errors="replace")
+    return _parse_header(path, proc.stderr)
+
+
+def output_size(width: int, height: int, out_height: int | None) -> tuple[int, int]:
+    """The (width, height) of ffmpeg's ``scale=-2:out_height``: aspect kept, even width (None keeps the size)."""
+    if not out_height:
+        return width, height
+    out_width = max(2, int(width * out_height / (2 * height) + 0.5) * 2)
+    return out_width, int(out_height)
+
+
+def _resampled(path: Path, fps: float | None, size: tuple[int, int] | None):
+    stream = ffmpeg.input(str(path))
+    if fps:
+        stream = stream.filter("fps", fps=fps)
+    if size:
+        stream = stream.filter("scale", size[0], size[1])
+    return stream
+
+
+def iter_frames(path: str | Path, fps: float | None = None, height: int | None = None) -> Iterator[np.ndarray]:
+    """Yield the RGB uint8 frames (H, W, 3) of a video, resampled by ffmpeg, one at a time from a pipe."""
+    info = probe(path)
+    width, out_height = output_size(info["width"], info["height"], height)
+    stream = _resampled(Path(path), fps, (-2, height) if height else None).output(
+        "pipe:", format="rawvideo", pix_fmt="rgb24")
+    args = ffmpeg.compile(stream, cmd=ffmpeg_exe(), overwrite_output=True)
+    args[1:1] = ["-hide_banner", "-nostdin", "-loglevel", "error"]
+    frame_bytes = width * out_height * 3
+    with tempfile.TemporaryFile() as err:
+        proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=err)
+        n = 0
+        try:
+            while True:
+                buf = proc.stdout.read(frame_bytes)
+                if len(buf) < frame_bytes:
+                    break
+                n += 1
+                yield np.frombuffer(buf, np.uint8).reshape(out_height, width, 3)
+        finally:
+            proc.stdout.close()
+            if proc.poll() is None:
+                proc.kill()
+            code = proc.wait()
+        err.seek(0)
+        message = err.read().decode(errors="replace").strip()
+    if code != 0 and n == 0:
+        raise VideoError(path, f"ffmpeg cannot decode the video ({message.splitlines()[-1] if message else code})")
+
+
+def _decode_to_jpegs(path: Path, folder: Path, fps: float | None, height: int | None, quality: int) -> tuple[dict, int]:
+    """One ffmpeg run writes the frames as ``000001.jpg ...`` into ``folder``; the header comes from its log."""
+    stream = _resampled(path, fps, (-2, height) if height else None)
+    stream = stream.output(str(folder / "%06d.jpg"), **{"q:v": quality, "start_number": 1})
+    args = ffmpeg.compile(stream, cmd=ffmpeg_exe(), overwrite_output=True)
+    args[1:1] = ["-hide_banner", "-nostdin", "-nostats"]
+    proc = subprocess.run(args, capture_output=True, text=True, errors="replace")
+    header = _parse_header(path, proc.stderr)
+    n_frames = sum(1 for _ in folder.glob("*.jpg"))
+    if proc.returncode != 0 and n_frames == 0:
+        last = proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else str(proc.returncode)
+        raise VideoError(path, f"ffmpeg cannot decode the video ({last})")
+    damaged = next((line for line in proc.stderr.splitlines() if _DAMAGED.search(line)), None)
+    if damaged:
+        raise VideoError(path, f"truncated or damaged ({damaged.split('] ')[-1].strip()}); re-encode or re-copy it")
+    return header, n_frames
+
+
+def extract_frames(path: str | Path, out_dir: str | Path, fps: float | None, height: int | None,
+                   quality: int = 2, video_id: str | None = None) -> dict:
+    """Write the resampled frames of ``path`` as ``out_dir/000001.jpg ...`` plus ``out_dir/meta.json``.
+
+    The folder appears atomically (written under a temporary name, then renamed). A video that cannot be used
+    (missing, empty, corrupt, truncated, fewer than ``MIN_FRAMES`` frames) gives a folder holding only a
+    ``meta.json`` with ``status: "rejected"`` and the ``reason``; nothing is raised. Returns the meta dict.
+    """
+    path, out_dir = Path(path), Path(out_dir)
+    meta = {"video_id": video_id or out_dir.name, "source": str(path), "status": "ok", "reason": "",
+            "fps": fps, "source_fps": None, "width": None, "height": height, "source_width": None,
+            "source_height": None, "n_frames": 0, "duration": None}
+    with atomic_path(out_dir, is_dir=True) as tmp:
+        try:
+            _check_file(path)
+            header, n_frames = _decode_to_jpegs(path, tmp, fps, height, quality)
+            meta.update(source_fps=header["fps"], source_width=header["width"], source_height=header["height"],
+                        duration=header["duration"], n_frames=n_frames)
+            meta["fps"] = fps or header["fps"]
+            meta["width"], meta["height"] = output_size(header["width"], header["height"], height)
+            decoded = n_frames / meta["fps"]
+            if n_frames < MIN_FRAMES:
+                raise VideoError(path, f"only {n_frames} frame(s) at {meta['fps']:g} fps; a clip needs "
+                                       f"at least {MIN_FRAMES}")
+            if header["duration"] and decoded < MIN_DECODED_SHARE * header["duration"]:
+                raise VideoError(path, f"truncated or damaged: decoded {decoded:.2f} s of the "
+                                       f"{header['duration']:.2f} s its header announces; re-encode or re-copy it")
+        except VideoError as err:
+            for jpg in tmp.glob("*.jpg"):
+                jpg.unlink()
+            meta.update(status="rejected", reason=err.reason, n_frames=0)
+        write_json(meta, tmp / "meta.json")
+    return meta

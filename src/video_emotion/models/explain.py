@@ -1,0 +1,93 @@
+"""Where a model looks: its 3D spatial-attention map, or grad-CAM (Selvaraju et al., ICCV 2017) when it has none.
+
+``attention_map(model, clip)`` returns a (T, H, W) float array in [0, 1] aligned with the input clip, for
+overlays in the report. Models with ``SpatialAttention3d`` modules give the mean of their maps, each upsampled
+to the clip; other models give grad-CAM on ``model.cam_layer`` (the last stage) for the predicted class (or
+``target``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .attention import SpatialAttention3d
+
+
+def _normalise(m: torch.Tensor) -> torch.Tensor:
+    lo, hi = m.min(), m.max()
+    return (m - lo) / (hi - lo) if hi > lo else torch.zeros_like(m)
+
+
+def _upsample(m: torch.Tensor, size: tuple[int, int, int]) -> torch.Tensor:
+    """(1, 1, t, h, w) -> (T, H, W)."""
+    return F.interpolate(m.float(), size=size, mode="trilinear", align_corners=False)[0, 0]
+
+
+def spatial_attention_maps(model: nn.Module, clip: torch.Tensor) -> list[torch.Tensor]:
+    """Run ``clip`` (1, 3, T, H, W) through ``model`` and return each spatial-attention map, (1, 1, t, h, w)."""
+    maps: list[torch.Tensor] = []
+    hooks = [
+        m.gate.register_forward_hook(lambda _m, _i, out: maps.append(out.detach()))
+        for m in model.modules()
+        if isinstance(m, SpatialAttention3d)
+    ]
+    try:
+        with torch.no_grad():
+            model(clip)
+    finally:
+        for h in hooks:
+            h.remove()
+    return maps
+
+
+def grad_cam(model: nn.Module, clip: torch.Tensor, target: int | None = None) -> torch.Tensor:
+    """Grad-CAM of ``model.cam_layer`` for class ``target`` (default: the predicted one), (1, 1, t, h, w)."""
+    saved: dict[str, torch.Tensor] = {}
+
+    def keep(_m, _i, out: torch.Tensor) -> None:
+        out.register_hook(lambda g: saved.__setitem__("grad", g))
+        saved["act"] = out
+
+    hook = model.cam_layer.register_forward_hook(keep)
+    try:
+        with torch.enable_grad():
+            logits = model(clip.requires_grad_(True))
+            cls = int(logits.argmax(1)[0]) if target is None else target
+            logits[0, cls].backward()
+    finally:
+        hook.remove()
+    act, grad = saved["act"].detach(), saved["grad"].detach()
+    weights = grad.mean(dim=(2, 3, 4), keepdim=True)  # one weight per channel
+    return F.relu((weights * act).sum(dim=1, keepdim=True))
+
+
+def attention_map(
+    model: nn.Module, clip: torch.Tensor, *, target: int | None = None, normalise: bool = True
+) -> np.ndarray:
+    """A (T, H, W) map in [0, 1] of where ``model`` looks in ``clip`` ((3, T, H, W) or (1, 3, T, H, W)).
+
+    The model is run in eval mode and left in the mode it came in. ``normalise`` stretches the map to span
+    [0, 1] (spatial-attention maps are already in [0, 1]; grad-CAM always is normalised).
+    """
+    if clip.dim() == 4:
+        clip = clip.unsqueeze(0)
+    if clip.shape[0] != 1:
+        raise ValueError(f"attention_map takes one clip, got a batch of {clip.shape[0]}")
+    param = next(model.parameters())
+    clip = clip.detach().to(param.device, param.dtype)
+    size = tuple(clip.shape[2:])
+    was_training = model.training
+    model.eval()
+    try:
+        maps = spatial_attention_maps(model, clip)
+        if maps:
+            out = torch.stack([_upsample(m, size) for m in maps]).mean(0)
+            out = _normalise(out) if normalise else out.clamp(0, 1)
+        else:
+            out = _normalise(_upsample(grad_cam(model, clip, target), size))
+    finally:
+        model.train(was_training)
+    return out.cpu().numpy().astype(np.float32)

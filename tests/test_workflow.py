@@ -1,0 +1,118 @@
+"""The whole Snakemake DAG, end to end, on a tiny dataset in eNTERFACE'05 layout made by the demo generator.
+
+The tree also holds a video ffmpeg cannot read and a video without a face: both must be recorded with their reason
+and skipped while the rest of the run completes.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+SNAKEMAKE = [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile")]
+
+TINY = {
+    "dataset": "enterface05",
+    "demo": {"subjects": 3, "sentences": 1, "seconds": 1.2, "fps": 25, "width": 240, "height": 180},
+    "folds": {"scheme": "kfold", "k": 3, "val_subjects": 1},
+    "frames": {"fps": 10, "height": 180},
+    "faces": {"crop_size": 32},
+    "cache": {"clip_len": 4},
+    "models": ["res_att"],
+    "model_kwargs": {"res_att": {"width": 4, "layers": [1, 1, 1, 1]}},
+    "train": {"epochs": 2, "batch_size": 8},
+    "evaluate": {"clips_per_video": 2},
+    "metrics": {"bootstrap": 50},
+}
+
+
+def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    cmd = [*SNAKEMAKE, "--directory", str(workdir), "--cores", "2", *args]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{' '.join(cmd)} failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-8000:]}")
+    return proc
+
+
+def write_no_face_video(path: Path, frames: int = 12) -> None:
+    import imageio_ffmpeg
+
+    rng = np.random.default_rng(0)
+    writer = imageio_ffmpeg.write_frames(str(path), (240, 180), fps=10, codec="mpeg4", macro_block_size=1)
+    writer.send(None)
+    for _ in range(frames):
+        writer.send(np.ascontiguousarray(rng.integers(0, 255, (180, 240, 3), dtype=np.uint8)))
+    writer.close()
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory) -> Path:
+    from video_emotion.demo import make_demo
+
+    work = tmp_path_factory.mktemp("run")
+    data = work / "data"
+    make_demo(data, **{k: v for k, v in TINY["demo"].items()})
+    broken = data / "subject 1" / "anger" / "sentence 2" / "s1_an_2.avi"
+    broken.parent.mkdir(parents=True)
+    broken.write_bytes(b"RIFF\x00\x00\x00\x00AVI not really a video")
+    noface = data / "subject 2" / "fear" / "sentence 2" / "s2_fe_2.avi"
+    noface.parent.mkdir(parents=True)
+    write_no_face_video(noface)
+    (work / "config.yaml").write_text(yaml.safe_dump({**TINY, "dataset_root": str(data)}))
+    snakemake(work)
+    return work
+
+
+@pytest.mark.slow
+def test_dag_runs_end_to_end(run: Path) -> None:
+    report = run / "results" / "report" / "index.html"
+    assert report.exists()
+    preds = pd.read_parquet(run / "results" / "predictions")
+    assert set(preds["fold"].astype(int)) == {0, 1, 2}
+    assert set(preds["model"].astype(str)) == {"res_att"}
+    assert isinstance(preds["label"].dtype, pd.CategoricalDtype)
+    assert isinstance(preds["pred"].dtype, pd.CategoricalDtype)
+    # 3 subjects x 6 emotions, every test video predicted once; the two bad videos are not among them
+    assert preds["video_id"].is_unique
+    assert len(preds) == 18
+
+
+@pytest.mark.slow
+def test_bad_videos_are_recorded_and_skipped(run: Path) -> None:
+    qc = pd.concat(pd.read_parquet(p) for p in sorted((run / "results" / "faces").glob("*_qc.parquet")))
+    rejected = qc[qc["status"] != "ok"].set_index("video_id")
+    assert len(rejected) == 2, qc
+    reasons = " ".join(rejected["reason"].astype(str)).lower()
+    assert "face" in reasons  # the no-face video says why
+    manifest = pd.read_parquet(run / "results" / "manifest.parquet")
+    assert len(manifest) == 20
+
+
+@pytest.mark.slow
+def test_second_run_does_nothing_and_forcerun_evaluate_skips_training(run: Path) -> None:
+    assert "Nothing to be done" in snakemake(run, "-n").stdout
+    out = snakemake(run, "-n", "--forcerun", "evaluate").stdout
+    jobs = {line.split()[0] for line in out.split("Job stats:")[1].splitlines()[3:] if line.strip()}
+    assert jobs - {"total"} == {"evaluate", "metrics", "report", "all"}, out
+
+
+def test_a_wrong_config_value_is_refused_with_its_name(tmp_path: Path) -> None:
+    shutil.copy(ROOT / "config.yaml", tmp_path / "config.yaml")
+    proc = snakemake(tmp_path, "-n", "--config", "frames={'fps': -3}", check=False)
+    assert proc.returncode != 0
+    assert "fps" in proc.stderr + proc.stdout
+
+
+def test_a_real_dataset_without_a_root_is_refused(tmp_path: Path) -> None:
+    shutil.copy(ROOT / "config.yaml", tmp_path / "config.yaml")
+    proc = snakemake(tmp_path, "-n", "--config", "dataset=enterface05", check=False)
+    assert proc.returncode != 0
+    assert "dataset_root" in proc.stderr + proc.stdout

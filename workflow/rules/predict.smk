@@ -1,0 +1,15 @@
+rule predict:
+    input:
+        video=predict_video,
+        checkpoint=predict_checkpoint(),
+    output:
+        timeline="results/predict/{name}.timeline.parquet",
+        plot="results/predict/{name}.timeline.png",
+    conda:
+        "../../envs/report.yaml"
+    log:
+        "logs/predict/{name}.log",
+    threads: 2
+    shell:
+        "video-emotion --threads {threads} predict {input.video:q} --model {input.checkpoint:q}"
+        " --out results/predict > {log:q} 2>&1"

@@ -17,7 +17,7 @@ ENTERFACE_FIXED = [[1, 2, 3, 4, 5, 7, 8, 9, 10], list(range(11, 20)), list(range
                    list(range(29, 38)), list(range(38, 45))]
 
 
-def videos(n_subjects=10, seed=0):
+def videos(n_subjects=10):
     """One entry per video: subject i has 3 + (i * 7) % 11 videos."""
     return [str(s) for s in range(1, n_subjects + 1) for _ in range(3 + (s * 7) % 11)]
 

@@ -60,7 +60,7 @@ def cmd_frames(args: argparse.Namespace) -> None:
     from video_emotion.frames import extract_frames
 
     p = args.params
-    meta = extract_frames(args.video, args.out, fps=p.get("fps"), height=p.get("height"))
+    meta = extract_frames(args.video, args.out, fps=p.get("fps"), height=p.get("height"), video_id=args.out.name)
     if meta.get("status") != "ok":
         log.warning("%s: rejected (%s); the run goes on without it", args.video, meta.get("reason"))
     else:
@@ -197,7 +197,12 @@ def main(argv: list[str] | None = None) -> None:
         os.environ["OMP_NUM_THREADS"] = str(args.threads)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    args.func(args)
+    try:
+        args.func(args)
+    except (ValueError, FileNotFoundError) as err:  # bad input: say what and where, without a traceback
+        if args.verbose:
+            raise
+        raise SystemExit(f"video-emotion {args.command}: error: {err}") from None
 
 
 if __name__ == "__main__":

@@ -115,6 +115,19 @@ def read_predictions(predictions_root: str | os.PathLike) -> tuple[pd.DataFrame,
     return df, classes
 
 
+def _finite(obj):
+    """A copy with NaN and infinities as None: metrics.json stays strict JSON."""
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite(v) for v in obj]
+    if isinstance(obj, (float, np.floating)):
+        return float(obj) if np.isfinite(obj) else None
+    if isinstance(obj, np.integer):
+        return int(obj)
+    return obj
+
+
 def _with_ci(row: dict, ci: dict) -> dict:
     for s in SCORES:
         row[f"{s}_ci_low"], row[f"{s}_ci_high"] = ci[s]
@@ -187,5 +200,5 @@ def compute_metrics(predictions_root: str | os.PathLike, out_dir: str | os.PathL
     write_parquet(cat(confusion, "true", "pred"), out_dir / "confusion.parquet", meta)
     write_parquet(cat(per_cls, "class"), out_dir / "per_class.parquet", meta)
     write_parquet(pd.DataFrame(per_subj), out_dir / "per_subject.parquet", meta)
-    write_json(report, out_dir / "metrics.json")
+    write_json(_finite(report), out_dir / "metrics.json")
     return report

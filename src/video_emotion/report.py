@@ -28,6 +28,7 @@ matplotlib.use("Agg")
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.lines import Line2D  # noqa: E402
 
 from video_emotion.io import atomic_path, read_parquet_metadata  # noqa: E402
 
@@ -123,6 +124,10 @@ def _model_order(tables: dict[str, pd.DataFrame], configured: list[str] | None) 
 # Figures: one small function each, returning a matplotlib Figure
 # ---------------------------------------------------------------------------------------------------------------
 
+def _legend_outside(ax, **kw) -> None:
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), frameon=False, **kw)
+
+
 def _missing(message: str) -> Figure:
     fig = Figure(figsize=(6, 2))
     fig.text(0.5, 0.5, message, ha="center", va="center", wrap=True)
@@ -138,7 +143,7 @@ def fig_comparison(summary: pd.DataFrame, models: list[str], paper: dict[str, fl
     names = models + [k for k in paper if k not in models]
     x = np.arange(len(names))
     width = 0.38
-    fig = Figure(figsize=(max(5.5, 1.3 * len(names) + 2), 4.2), layout="constrained")
+    fig = Figure(figsize=(1.4 * len(names) + 5, 4.4), layout="constrained")
     ax = fig.add_subplot()
     ours = stats.reindex(names)
     bars = ax.bar(x - width / 2, ours["mean"].fillna(0), width, yerr=ours["std"].fillna(0), capsize=4,
@@ -148,6 +153,9 @@ def fig_comparison(summary: pd.DataFrame, models: list[str], paper: dict[str, fl
             ax.annotate(f"{row['mean']:.1f}", (rect.get_x() + rect.get_width() / 2, row["mean"] + row["std"]
                                                 if pd.notna(row["std"]) else row["mean"]),
                         xytext=(0, 3), textcoords="offset points", ha="center", fontsize=9)
+        else:
+            ax.annotate("not run", (rect.get_x() + rect.get_width() / 2, 0), xytext=(0, 3),
+                        textcoords="offset points", ha="center", fontsize=9, color="grey")
     paper_vals = [paper.get(n, np.nan) for n in names]
     pbars = ax.bar(x + width / 2, np.nan_to_num(paper_vals), width, color="white", edgecolor=OKABE_ITO[4],
                    hatch="//", label="paper's figure (eNTERFACE'05)")
@@ -159,12 +167,12 @@ def fig_comparison(summary: pd.DataFrame, models: list[str], paper: dict[str, fl
         ax.axhline(100 / n_classes, color="grey", lw=1, ls=":", label=f"chance ({100 / n_classes:.1f}%)")
     ax.set_xticks(x, [PAPER_NAMES.get(n, n) if n not in stats.index else n for n in names])
     ax.set_ylabel("Video-level accuracy (%)")
-    ax.set_ylim(0, 105)
-    title = "Models vs the paper's reported accuracy"
+    ax.set_ylim(0, 110)
+    title = "Video-level accuracy: this run beside the paper's reported figures"
     if dataset.lower() != PAPER_DATASET:
-        title += f"\nNot comparable: this run is on '{dataset}', the paper's figures are on eNTERFACE'05"
-    ax.set_title(title)
-    ax.legend(loc="upper left", frameon=False)
+        title += f"\nNot comparable: this run is on '{dataset}'; the paper's figures are on eNTERFACE'05"
+    ax.set_title(title, loc="left")
+    _legend_outside(ax)
     return fig
 
 
@@ -214,20 +222,22 @@ def fig_per_class_recall(per_class: pd.DataFrame, models: list[str], classes: li
         if s is None:
             continue
         ax.bar(x - 0.4 + width * (i + 0.5), s["mean"].fillna(0), width, yerr=s["std"].fillna(0), capsize=3,
-               color=OKABE_ITO[i % len(OKABE_ITO)], label=model)
+               color=OKABE_ITO[i % len(OKABE_ITO)], label=model, error_kw={"elinewidth": 1})
     ax.set_xticks(x, classes, rotation=20)
     ax.set_ylabel("Recall (%)")
-    ax.set_ylim(0, 105)
-    ax.set_title("Per-class recall, mean ± std over folds")
-    ax.legend(frameon=False, ncols=min(4, len(models)))
+    ax.set_ylim(0, 120)
+    ax.set_yticks(range(0, 101, 20))
+    ax.set_title("Per-class recall, mean ± std over folds", loc="left")
+    _legend_outside(ax)
     return fig
 
 
-def fig_training_curves(history: pd.DataFrame) -> Figure:
+def fig_training_curves(history: pd.DataFrame, models: list[str]) -> Figure:
     """Per model (rows): loss and accuracy against epoch, training (solid) and validation (dashed), one colour per fold."""
     if history.empty:
         return _missing("No training history yet: run the train stage (results/models/*/fold*/history.parquet).")
-    models = sorted(history["model"].unique())
+    found = set(history["model"])
+    models = [m for m in models if m in found] + sorted(found - set(models))
     panels = [("loss", "Loss"), ("acc", "Accuracy")]
     fig = Figure(figsize=(10, 3.2 * len(models)), layout="constrained")
     axes = fig.subplots(len(models), 2, squeeze=False)
@@ -237,22 +247,19 @@ def fig_training_curves(history: pd.DataFrame) -> Figure:
             for fold, runs in sub.groupby("fold"):
                 color = OKABE_ITO[int(fold) % len(OKABE_ITO)]
                 for split, style in (("train", "-"), ("val", "--")):
-                    column = _history_column(runs, split, key)
-                    if column:
-                        ax.plot(runs["epoch"], runs[column], style, color=color, label=f"fold {fold} {split}")
+                    column = f"{split}_{key}"  # train.py's history: train_loss, train_acc, val_loss, val_acc
+                    if column in runs:
+                        ax.plot(runs["epoch"], runs[column], style, color=color)
             ax.set_xlabel("Epoch")
             ax.set_ylabel(name)
-            ax.set_title(f"{model}: {name.lower()}")
-        row[1].legend(frameon=False, fontsize=8, ncols=2)
+            ax.set_title(f"{model}: {name.lower()}", loc="left")
+            ax.xaxis.get_major_locator().set_params(integer=True)
+    folds = sorted(history["fold"].unique())
+    handles = [Line2D([], [], color=OKABE_ITO[int(f) % len(OKABE_ITO)], label=f"fold {f}") for f in folds]
+    handles += [Line2D([], [], color="black", ls="-", label="training"),
+                Line2D([], [], color="black", ls="--", label="validation")]
+    axes[0, 1].legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1), frameon=False)
     return fig
-
-
-def _history_column(history: pd.DataFrame, split: str, key: str) -> str | None:
-    """The history column for ``split`` ("train"/"val") and ``key`` ("loss"/"acc"), whatever its exact spelling."""
-    for name in (f"{split}_{key}", f"{split}_{key}uracy", f"{split}_accuracy" if key == "acc" else ""):
-        if name and name in history.columns:
-            return name
-    return None
 
 
 def fig_per_subject(per_subject: pd.DataFrame, models: list[str]) -> Figure:
@@ -273,8 +280,8 @@ def fig_per_subject(per_subject: pd.DataFrame, models: list[str]) -> Figure:
     ax.set_xlabel("Test subject")
     ax.set_ylabel("Video-level accuracy (%)")
     ax.set_ylim(0, 105)
-    ax.set_title("Per-subject accuracy (each subject in its test fold)")
-    ax.legend(frameon=False, ncols=min(4, table.shape[1]))
+    ax.set_title("Per-subject accuracy (each subject in its test fold)", loc="left")
+    _legend_outside(ax)
     return fig
 
 
@@ -564,7 +571,7 @@ def build_report(results_dir: str | Path = "results", out_dir: str | Path = "res
         "comparison.png": lambda: fig_comparison(tables["summary"], models, paper, dataset, len(classes)),
         "confusion.png": lambda: fig_confusion(tables["confusion"], models, classes),
         "per_class_recall.png": lambda: fig_per_class_recall(tables["per_class"], models, classes),
-        "training_curves.png": lambda: fig_training_curves(load_histories(results_dir)),
+        "training_curves.png": lambda: fig_training_curves(load_histories(results_dir), models),
         "per_subject.png": lambda: fig_per_subject(tables["per_subject"], models),
         "faces_montage.png": lambda: fig_faces_montage(face_examples(results_dir,
                                                                      int(params.get("faces_per_class", 6)))),

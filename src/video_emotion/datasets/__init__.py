@@ -88,9 +88,10 @@ def build_manifest(
     manifest = manifest.iloc[order].reset_index(drop=True)
     manifest["video_id"] = unique_ids(manifest["video_id"])
     manifest["label"] = pd.Categorical(manifest["label"], categories=categories)
-    if "sentence" in manifest and manifest["sentence"].map(lambda v: v is None or isinstance(v, int)).all():
-        manifest["sentence"] = manifest["sentence"].astype("Int64")
     extras = [c for c in manifest.columns if c not in BASE_COLUMNS]
+    for c in extras:  # whole numbers with gaps (a sentence number not found) stay integers
+        if pd.api.types.is_float_dtype(manifest[c]) and (manifest[c].dropna() % 1 == 0).all():
+            manifest[c] = manifest[c].astype("Int64")
     return manifest[BASE_COLUMNS + extras], rejected_df
 
 
@@ -118,11 +119,9 @@ def unique_ids(ids: pd.Series) -> list[str]:
     out = []
     for vid in ids:
         new, n = vid, 1
-        while new in seen:
+        while new in seen or (n > 1 and new in taken):
             n += 1
             new = f"{vid}_{n}"
-            if new in taken:
-                continue
         seen.add(new)
         out.append(new)
     return out
@@ -164,7 +163,7 @@ def summarize(manifest: pd.DataFrame, rejected: pd.DataFrame, max_paths: int = 2
         lines += ["", f"warning: no videos for class(es) {empty}"]
     if "fold" in manifest:
         per_fold = manifest.groupby("fold")["subject"].agg(lambda s: ", ".join(sorted_subjects(s)))
-        lines += ["", "test subjects per fold (-1: never tested):"]
+        lines += ["", "test subjects per fold (-1: never tested, trains in every fold):"]
         lines += [f"  {fold}: {subs}" for fold, subs in per_fold.items()]
     if len(rejected):
         lines += ["", "skipped:"]

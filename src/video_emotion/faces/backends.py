@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import importlib.util
 import logging
-import os
 from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
@@ -135,8 +134,8 @@ class FaceAlignmentBackend:
         reference = self.fa.face_detector.reference_scale
         centers, scales, crops = [], [], []
         for image, (x0, y0, x1, y1) in zip(images, boxes, strict=True):
-            center = np.array([(x0 + x1) / 2.0, (y0 + y1) / 2.0 - (y1 - y0) * CENTER_Y_OFFSET])
-            scale = (x1 - x0 + y1 - y0) / reference
+            center = np.array([(x0 + x1) / 2.0, (y0 + y1) / 2.0 - (y1 - y0) * CENTER_Y_OFFSET], np.float64)
+            scale = float(x1 - x0 + y1 - y0) / reference
             centers.append(center)
             scales.append(scale)
             crops.append(crop(image, center, scale).transpose(2, 0, 1))
@@ -171,6 +170,3 @@ def make_backend(name: str = "auto", device: str = "cpu", fa_detector: str = "sf
     raise ValueError(f"unknown faces backend {name!r}; choose auto, face_alignment or dlib")
 
 
-def torch_home_note() -> str:
-    """Where face-alignment weights are looked for, for log lines."""
-    return os.environ.get("TORCH_HOME", str(hub_checkpoints().parent.parent))

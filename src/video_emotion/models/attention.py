@@ -75,7 +75,7 @@ class ResidualMHSA(nn.Module):
         *,
         dropout: float = 0.0,
         pos: str = "sincos",
-        mlp_ratio: float = 2.0,
+        mlp_ratio: float = 0.0,
         residual: bool = True,
     ) -> None:
         super().__init__()

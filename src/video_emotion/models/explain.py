@@ -46,20 +46,16 @@ def spatial_attention_maps(model: nn.Module, clip: torch.Tensor) -> list[torch.T
 def grad_cam(model: nn.Module, clip: torch.Tensor, target: int | None = None) -> torch.Tensor:
     """Grad-CAM of ``model.cam_layer`` for class ``target`` (default: the predicted one), (1, 1, t, h, w)."""
     saved: dict[str, torch.Tensor] = {}
-
-    def keep(_m, _i, out: torch.Tensor) -> None:
-        out.register_hook(lambda g: saved.__setitem__("grad", g))
-        saved["act"] = out
-
-    hook = model.cam_layer.register_forward_hook(keep)
+    hook = model.cam_layer.register_forward_hook(lambda _m, _i, out: saved.__setitem__("act", out))
     try:
         with torch.enable_grad():
-            logits = model(clip.requires_grad_(True))
+            logits = model(clip)
             cls = int(logits.argmax(1)[0]) if target is None else target
-            logits[0, cls].backward()
+            act = saved["act"]
+            (grad,) = torch.autograd.grad(logits[0, cls], act)  # leaves the parameters' .grad untouched
     finally:
         hook.remove()
-    act, grad = saved["act"].detach(), saved["grad"].detach()
+    act = act.detach()
     weights = grad.mean(dim=(2, 3, 4), keepdim=True)  # one weight per channel
     return F.relu((weights * act).sum(dim=1, keepdim=True))
 

@@ -1,0 +1,215 @@
+"""The emotion timeline of a new video: a trained checkpoint over a sliding window of clips.
+
+The video goes through the training's own preprocessing, by calling the same code with the settings that travel with
+the checkpoint (``ckpt["config"]``): ffmpeg decoding at the configured fps and height
+(:func:`video_emotion.frames.iter_frames`), face tracking and alignment (:class:`video_emotion.faces.FacePipeline`),
+and the clip normalisation of the clip cache (:func:`video_emotion.cache.normalize_clip`). Frames stream through:
+only one window of aligned crops (plus the face stage's short lookahead) is held at any time, so memory does not grow
+with the video's length.
+
+Each window of ``window`` frames (default: the checkpoint's clip length, i.e. exactly the clips evaluation reads)
+starting every ``stride`` frames is scored; windows where a face was detected in fewer than the face stage's
+``min_detection_rate`` of frames get no probabilities. The overall emotion is the class with the highest mean
+probability over the windows with a face, as evaluation averages the probabilities of a video's clips.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections import deque
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from video_emotion.cache import normalize_clip
+from video_emotion.faces import FacePipeline
+from video_emotion.frames import iter_frames, probe
+from video_emotion.io import atomic_path, write_parquet
+from video_emotion.train import load_checkpoint, resolve_device
+
+log = logging.getLogger(__name__)
+
+BATCH = 8  # windows scored together
+
+
+def timeline_paths(video: str | os.PathLike, out_dir: str | os.PathLike) -> tuple[Path, Path]:
+    """``<out_dir>/<video stem>.timeline.parquet`` and ``.timeline.png``."""
+    stem = Path(video).stem
+    return Path(out_dir) / f"{stem}.timeline.parquet", Path(out_dir) / f"{stem}.timeline.png"
+
+
+def window_indices(n_frames: int, clip_len: int) -> np.ndarray:
+    """Which of a window's ``n_frames`` frames make the model's clip: evenly spaced, looped when there are fewer."""
+    if n_frames >= clip_len:
+        return np.linspace(0, n_frames - 1, clip_len).round().astype(int)
+    return np.arange(clip_len) % n_frames  # as ClipDataset does for videos shorter than a clip
+
+
+def window_starts(n_frames: int, window: int, stride: int) -> list[int]:
+    """Window starts every ``stride`` frames; a last window ends at the last frame (one window when short)."""
+    if n_frames <= window:
+        return [0]
+    starts = list(range(0, n_frames - window + 1, stride))
+    if starts[-1] != n_frames - window:
+        starts.append(n_frames - window)
+    return starts
+
+
+def overall_emotion(timeline: pd.DataFrame, classes: list[str]) -> tuple[str | None, np.ndarray]:
+    """The class with the highest mean probability over the windows with a face (None when there is none)."""
+    found = timeline[timeline["face_found"]]
+    if found.empty:
+        return None, np.full(len(classes), np.nan)
+    mean = found[[f"p_{c}" for c in classes]].to_numpy(np.float64).mean(0)
+    return classes[int(mean.argmax())], mean
+
+
+def _preprocessing(ckpt: dict, checkpoint: Path) -> tuple[dict, dict]:
+    """The frames and faces settings the model was trained with (from the checkpoint)."""
+    config = ckpt.get("config") or {}
+    if "frames" not in config or "faces" not in config:
+        raise ValueError(f"{checkpoint} does not record the frames/faces settings it was trained with "
+                         "(ckpt['config']['frames'|'faces']); retrain it with this version of video-emotion")
+    faces = dict(config["faces"])
+    if str(faces.get("device", "cpu")).startswith("cuda") and not torch.cuda.is_available():
+        faces["device"] = "cpu"
+    return dict(config["frames"]), faces
+
+
+def _score(model: torch.nn.Module, clips: list[np.ndarray], device: torch.device) -> np.ndarray:
+    x = torch.stack([normalize_clip(c) for c in clips]).to(device)
+    with torch.no_grad():
+        return model(x).float().softmax(-1).cpu().numpy()
+
+
+def predict(
+    video: str | os.PathLike,
+    checkpoint: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    *,
+    window: int | None = None,
+    stride: int | None = None,
+    device: str = "auto",
+) -> pd.DataFrame:
+    """Write and return the emotion timeline of ``video``; print its overall emotion.
+
+    One row per window: ``time_s`` (the window's centre), ``p_<class>`` (float32, NaN without a face), ``pred``
+    (categorical over the classes, missing without a face) and ``face_found``. ``window`` and ``stride`` are in
+    frames at the training fps (defaults: the checkpoint's clip length and half of it). The overall emotion and
+    the settings used are in the Parquet schema metadata and ``timeline.attrs``.
+    """
+    video, checkpoint = Path(video), Path(checkpoint)
+    parquet_path, png_path = timeline_paths(video, out_dir)
+    dev = resolve_device(device)
+    model, ckpt = load_checkpoint(checkpoint, dev)
+    frames_cfg, faces_cfg = _preprocessing(ckpt, checkpoint)
+    classes, clip_len = [str(c) for c in ckpt["classes"]], int(ckpt["clip_len"])
+    window = int(window or clip_len)
+    stride = int(stride or max(1, window // 2))
+    if window < 1 or stride < 1:
+        raise ValueError(f"window ({window}) and stride ({stride}) must be at least 1 frame")
+    fps = float(frames_cfg.get("fps") or probe(video)["fps"])
+    pipeline = FacePipeline(faces_cfg)
+    if int(pipeline.params["crop_size"]) != int(ckpt["crop_size"]):
+        raise ValueError(f"{checkpoint} was trained on {ckpt['crop_size']} px crops but its faces settings make "
+                         f"{pipeline.params['crop_size']} px ones; the checkpoint is inconsistent, retrain it")
+    min_share = float(pipeline.params["min_detection_rate"])
+
+    recent: deque = deque(maxlen=window)  # (crop, detected) of the last `window` frames
+    starts, clips, probs, found = [], [], [], []
+    pending: list[int] = []  # positions in `starts` waiting for the next batch
+
+    def add_window(start: int) -> None:
+        crops, detected = zip(*recent, strict=True)
+        starts.append(start)
+        found.append(float(np.mean(detected)) >= min_share)
+        probs.append(None)
+        if found[-1]:
+            clips.append(np.stack(crops)[window_indices(len(crops), clip_len)])
+            pending.append(len(starts) - 1)
+        if len(clips) >= BATCH:
+            flush()
+
+    def flush() -> None:
+        if clips:
+            for i, p in zip(pending, _score(model, clips, dev), strict=True):
+                probs[i] = p
+            clips.clear()
+            pending.clear()
+
+    n = 0
+    frames = iter_frames(video, fps, frames_cfg.get("height"))
+    for crop, _, _, _, _, detected in pipeline.iter_process(frames):
+        recent.append((crop, bool(detected)))
+        n += 1
+        if n >= window and (n - window) % stride == 0:
+            add_window(n - window)
+    if n and (not starts or starts[-1] != max(n - window, 0)):
+        add_window(max(n - window, 0))  # the video's end (or the whole of a video shorter than a window)
+    flush()
+
+    nan = np.full(len(classes), np.nan, np.float32)
+    p = np.stack([q if q is not None else nan for q in probs]).astype(np.float32) if probs else \
+        np.zeros((0, len(classes)), np.float32)
+    span = [min(window, n) for _ in starts]
+    timeline = pd.DataFrame({
+        "time_s": (np.asarray(starts, float) + np.asarray(span, float) / 2) / fps,
+        **{f"p_{c}": p[:, i] for i, c in enumerate(classes)},
+        "pred": pd.Categorical([classes[int(q.argmax())] if f else None for q, f in zip(p, found, strict=True)],
+                               categories=classes),
+        "face_found": np.asarray(found, bool),
+    })
+    overall, mean = overall_emotion(timeline, classes)
+    meta = {"video": str(video), "checkpoint": str(checkpoint), "model": ckpt["model_name"], "classes": classes,
+            "overall": overall, "overall_probs": [None if np.isnan(v) else float(v) for v in mean],
+            "fps": fps, "window": window, "stride": stride, "clip_len": clip_len, "n_frames": n,
+            "frames": frames_cfg, "faces": pipeline.params, "backend": pipeline.backend.name}
+    timeline.attrs.update(meta)
+    write_parquet(timeline, parquet_path, meta)
+    plot_timeline(timeline, classes, png_path, title=f"{video.name}: {overall or 'no face found'}")
+
+    if n == 0:
+        message = f"{video}: ffmpeg decoded no frames; nothing to predict"
+    elif overall is None:
+        message = (f"{video}: no face found (in no window of {window} frames was a face detected in at least "
+                   f"{min_share:.0%} of the frames); no emotion predicted. Timeline: {parquet_path}")
+    else:
+        k = int(timeline["face_found"].sum())
+        message = (f"{video}: overall emotion {overall} (mean probability {mean.max():.2f} over {k} of "
+                   f"{len(timeline)} windows with a face, {n / fps:.1f} s). Timeline: {parquet_path}")
+    print(message, flush=True)
+    log.info(message)
+    return timeline
+
+
+def plot_timeline(timeline: pd.DataFrame, classes: list[str], path: Path, title: str) -> None:
+    """Probability of each class against time; spans without a face shaded grey."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+    from matplotlib.patches import Patch
+
+    from video_emotion.report import OKABE_ITO, STYLE
+
+    with matplotlib.rc_context(STYLE):
+        fig = Figure(figsize=(10, 3.8), layout="constrained")
+        ax = fig.add_subplot()
+        t = timeline["time_s"].to_numpy()
+        for i, c in enumerate(classes):
+            ax.plot(t, timeline[f"p_{c}"], color=OKABE_ITO[i % len(OKABE_ITO)], lw=2, marker="o", ms=3, label=c)
+        step = np.median(np.diff(t)) if len(t) > 1 else 1.0
+        for time in t[~timeline["face_found"].to_numpy()]:
+            ax.axvspan(time - step / 2, time + step / 2, color="0.85", lw=0)
+        handles, _ = ax.get_legend_handles_labels()
+        handles.append(Patch(color="0.85", label="no face"))
+        ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1), frameon=False)
+        ax.set_xlabel("Time (s, window centre)")
+        ax.set_ylabel("Probability")
+        ax.set_ylim(0, 1)
+        ax.set_title(title, loc="left")
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, format="png", dpi=120)

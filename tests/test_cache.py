@@ -1,0 +1,181 @@
+"""The HDF5 clip cache: building it from faces files, and reading clips through ClipDataset."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from torch.utils.data import DataLoader
+
+from video_emotion.cache import MEAN, STD, ClipDataset, build_cache, clip_starts, qc_path, read_index
+from video_emotion.io import write_parquet
+from video_emotion.labels import EMOTIONS
+
+
+def class_frames(label: int, n_frames: int, size: int, rng: np.random.Generator) -> np.ndarray:
+    """Noisy frames with a bright square whose position depends on the class: learnable from the pixels."""
+    frames = rng.integers(0, 60, size=(n_frames, size, size, 3), dtype=np.uint8)
+    cell = size // 3
+    y, x = divmod(label, 3)
+    frames[:, y * cell:(y + 1) * cell, x * cell:(x + 1) * cell] = 220
+    return frames
+
+
+def write_faces(
+    root: Path,
+    subjects: int = 6,
+    per_class: int = 1,
+    n_frames: int = 12,
+    size: int = 16,
+    folds: int = 3,
+    rejected: tuple[str, ...] = (),
+    seed: int = 0,
+) -> tuple[Path, list[Path]]:
+    """A manifest and one faces file (+ QC table) per subject in the faces stage's layout; returns their paths."""
+    rng = np.random.default_rng(seed)
+    rows, faces = [], []
+    for s in range(subjects):
+        path = root / "faces" / f"s{s}.h5"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        qc = []
+        with h5py.File(path, "w") as f:
+            f.attrs.update(backend="test", template="test", crop_size=size, versions="{}")
+            for label, emotion in enumerate(EMOTIONS):
+                for k in range(per_class):
+                    vid = f"s{s}_{emotion}_{k}"
+                    rows.append({"video_id": vid, "path": f"{vid}.avi", "subject": str(s), "label": emotion,
+                                 "fold": s % folds, "shard": f"s{s}"})
+                    if vid in rejected:
+                        qc.append({"video_id": vid, "n_frames": 0, "status": "rejected", "reason": "no face found"})
+                        continue
+                    t = n_frames + (k + label) % 3  # lengths vary a little
+                    g = f.create_group(vid)
+                    g["crops"] = class_frames(label, t, size, rng)
+                    g["detected"] = np.ones(t, bool)
+                    qc.append({"video_id": vid, "n_frames": t, "status": "ok", "reason": ""})
+        write_parquet(pd.DataFrame(qc), qc_path(path))
+        faces.append(path)
+    manifest = pd.DataFrame(rows)
+    manifest["label"] = pd.Categorical(manifest["label"], categories=list(EMOTIONS))
+    write_parquet(manifest, root / "manifest.parquet")
+    return root / "manifest.parquet", faces
+
+
+def make_cache(root: Path, clip_len: int = 4, **kw) -> Path:
+    manifest, faces = write_faces(root, **kw)
+    out = root / "cache" / "clips.h5"
+    build_cache(manifest, faces, out, {"clip_len": clip_len})
+    return out
+
+
+def test_build_cache_layout_and_skipped(tmp_path):
+    manifest, faces = write_faces(tmp_path, subjects=3, rejected=("s1_fear_0",))
+    # A video the faces stage never wrote (and no QC row) is skipped too.
+    m = pd.read_parquet(manifest)
+    extra = pd.DataFrame([{"video_id": "ghost", "path": "g.avi", "subject": "0", "label": "anger", "fold": 0,
+                           "shard": "s0"}])
+    extra["label"] = pd.Categorical(extra["label"], categories=list(EMOTIONS))
+    write_parquet(pd.concat([m, extra], ignore_index=True), manifest)
+
+    out = tmp_path / "cache" / "clips.h5"
+    summary = build_cache(manifest, faces, out, {"clip_len": 4})
+    assert summary["videos"] == 3 * 6 - 1
+    assert {s["video_id"]: s["reason"] for s in summary["skipped"]} == {
+        "s1_fear_0": "faces: no face found", "ghost": "not in the faces files"}
+    assert set(pd.read_parquet(out.parent / "skipped.parquet")["video_id"]) == {"s1_fear_0", "ghost"}
+
+    index, attrs = read_index(out)
+    assert attrs["classes"] == list(EMOTIONS) and attrs["crop_size"] == 16
+    assert list(index.columns) == ["video_id", "label", "subject", "fold", "start", "length"]
+    with h5py.File(out, "r") as f:
+        frames = f["frames"]
+        assert frames.dtype == np.uint8 and frames.shape[1:] == (16, 16, 3)
+        assert frames.chunks == (4, 16, 16, 3)
+        assert frames.shape[0] == index["length"].sum()
+        # Every video's frames are its crops, back to back.
+        for row in index.itertuples():
+            with h5py.File(tmp_path / "faces" / f"s{row.subject}.h5", "r") as src:
+                np.testing.assert_array_equal(frames[row.start:row.start + row.length], src[row.video_id]["crops"])
+            assert EMOTIONS[row.label] in row.video_id
+
+
+def test_corrupt_faces_file_names_file_and_keeps_old_cache(tmp_path):
+    manifest, faces = write_faces(tmp_path, subjects=2)
+    out = tmp_path / "clips.h5"
+    build_cache(manifest, faces, out, {"clip_len": 4})
+    before = out.read_bytes()
+    faces[1].write_bytes(b"not an hdf5 file")
+    with pytest.raises(RuntimeError, match=r"s1\.h5.*rerun"):
+        build_cache(manifest, faces, out, {"clip_len": 4})
+    assert out.read_bytes() == before
+    assert not list(tmp_path.glob(".clips.h5*"))  # no temporary left behind
+
+
+def test_corrupt_cache_error_names_file(tmp_path):
+    bad = tmp_path / "clips.h5"
+    bad.write_bytes(b"\0" * 100)
+    with pytest.raises(RuntimeError, match="clips.h5.*rerun the cache rule"):
+        ClipDataset(bad, clip_len=4)
+
+
+def test_eval_clips_evenly_spaced_and_normalised(tmp_path):
+    out = make_cache(tmp_path, subjects=1, n_frames=12)
+    ds = ClipDataset(out, clip_len=4, train=False, clips_per_video=3)
+    assert len(ds) == 6 * 3
+    assert clip_starts(12, 4, 3) == [0, 4, 8] and clip_starts(3, 4, 2) == [0, 0]
+    index, _ = read_index(out)
+    with h5py.File(out, "r") as f:
+        for i in (0, 1, 2, 7):
+            x, y, v = ds[i]
+            assert x.shape == (3, 4, 16, 16) and x.dtype == torch.float32
+            assert y == index["label"][v] and v == i // 3
+            start = int(index["start"][v]) + ds.clip_start(i)
+            raw = torch.from_numpy(f["frames"][start:start + 4]).permute(3, 0, 1, 2).float() / 255
+            torch.testing.assert_close(x, (raw - MEAN[0]) / STD[0])
+    # Evaluation is deterministic.
+    torch.testing.assert_close(ds[5][0], ds[5][0])
+
+
+def test_short_video_loops(tmp_path):
+    out = make_cache(tmp_path, subjects=1, n_frames=3)
+    index, _ = read_index(out)
+    v = int(np.flatnonzero(index["length"] == 3)[0])
+    for train in (False, True):
+        ds = ClipDataset(out, clip_len=8, train=train, clips_per_video=2)
+        x, _, _ = ds[2 * v]
+        assert x.shape == (3, 8, 16, 16)
+    raw = ClipDataset(out, clip_len=8).read(v, 0)
+    np.testing.assert_array_equal(raw[:3], raw[3:6])
+
+
+def test_training_augmentation_seeded_by_epoch_not_workers(tmp_path):
+    out = make_cache(tmp_path, subjects=2, n_frames=12)
+    ds = ClipDataset(out, clip_len=4, train=True, clips_per_video=2, seed=3)
+    a = torch.stack([ds[i][0] for i in range(len(ds))])
+    ds.set_epoch(1)
+    b = torch.stack([ds[i][0] for i in range(len(ds))])
+    assert not torch.equal(a, b)  # a new epoch draws new clips
+    ds.set_epoch(0)
+    # Two worker processes (each opening the file itself) give the very same clips as the main process.
+    loader = DataLoader(ds, batch_size=5, num_workers=2, shuffle=False)
+    c = torch.cat([x for x, _, _ in loader])
+    torch.testing.assert_close(a, c)
+    assert a.shape == (24, 3, 4, 16, 16)
+
+
+def test_dataset_is_lazy_and_picklable(tmp_path):
+    import pickle
+
+    out = make_cache(tmp_path, subjects=1)
+    ds = ClipDataset(out, ["s0_anger_0", "s0_fear_0"], clip_len=4)
+    assert ds._file is None  # nothing open until the first read
+    ds[0]
+    assert ds._file is not None
+    copy = pickle.loads(pickle.dumps(ds))
+    assert copy._file is None and copy.index["video_id"].tolist() == ["s0_anger_0", "s0_fear_0"]
+    with pytest.raises(KeyError, match="not in"):
+        ClipDataset(out, ["nope"], clip_len=4)

@@ -1,0 +1,182 @@
+"""Training: checkpoints, resume after SIGKILL, torchrun DDP on gloo, and no subject leakage."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+from test_cache import make_cache
+
+from video_emotion.cache import ClipDataset, read_index
+from video_emotion.splits import LeakageError
+from video_emotion.train import HISTORY_COLUMNS, load_checkpoint, train
+
+TINY = {"width": 4, "layers": [1, 1, 1, 1], "heads": 2}
+
+
+def params(epochs: int = 2, **train_kw) -> dict:
+    return {
+        "train": {"epochs": epochs, "batch_size": 8, "lr": 3e-3, "seed": 0, "clips_per_video": 1, **train_kw},
+        "model_kwargs": TINY,
+        "folds": {"val_subjects": 1, "seed": 0},
+        "faces": {"crop_size": 16},
+    }
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """One intra-op thread: quick and steady on a small shared machine (the subprocesses get OMP_NUM_THREADS=1)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory) -> Path:
+    return make_cache(tmp_path_factory.mktemp("cache"), clip_len=4, subjects=6, n_frames=8)
+
+
+def _same_states(a: dict, b: dict) -> None:
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+
+
+def test_train_writes_checkpoints_history_config(cache, tmp_path):
+    out = tmp_path / "fold1"
+    summary = train(cache, "res_att", 1, out, params(epochs=2, class_weighting="balanced", optimizer="sgd"))
+    assert {p.name for p in out.iterdir()} == {"best.pt", "last.pt", "history.parquet", "config.yaml"}
+    history = pd.read_parquet(out / "history.parquet")
+    assert list(history.columns) == list(HISTORY_COLUMNS) and history["epoch"].tolist() == [1, 2]
+    assert history[["train_loss", "val_loss", "val_acc", "val_uar", "lr", "clips_per_s"]].notna().all().all()
+    raw = torch.load(out / "last.pt", weights_only=True)
+    for key in ("model", "model_name", "model_kwargs", "classes", "clip_len", "crop_size", "epoch", "optimizer",
+                "scheduler", "best_metric", "rng", "config"):
+        assert key in raw, key
+    assert raw["epoch"] == 2 and raw["clip_len"] == 4 and raw["crop_size"] == 16
+    assert raw["config"]["faces"] == {"crop_size": 16} and raw["config"]["train"]["optimizer"] == "sgd"
+    model, ckpt = load_checkpoint(out / "best.pt")
+    assert not model.training and ckpt["epoch"] == summary["best"]["epoch"]
+    assert model(torch.zeros(1, 3, 4, 16, 16)).shape == (1, 6)
+    # A finished run started again trains nothing more and keeps its history.
+    again = train(cache, "res_att", 1, out, params(epochs=2, class_weighting="balanced", optimizer="sgd"))
+    assert again["epochs"] == 2 and len(pd.read_parquet(out / "history.parquet")) == 2
+
+
+def test_test_fold_never_read_and_no_subject_leak(cache, tmp_path, monkeypatch):
+    index, _ = read_index(cache)
+    read = set()
+    original = ClipDataset.read
+
+    def spy(self, video, start):
+        read.add(self.index["video_id"][video])
+        return original(self, video, start)
+
+    monkeypatch.setattr(ClipDataset, "read", spy)
+    summary = train(cache, "res_att", 2, tmp_path / "m", params(epochs=1))
+    subjects = summary["subjects"]
+    test = set(index.loc[index["fold"] == 2, "subject"])
+    assert set(subjects["test"]) == test
+    assert not (set(subjects["train"]) | set(subjects["val"])) & test
+    assert read and not read & set(index.loc[index["fold"] == 2, "video_id"])
+
+
+def test_subject_in_two_folds_is_refused(tmp_path):
+    import h5py
+
+    cache = make_cache(tmp_path, clip_len=4, subjects=3, n_frames=6)
+    with h5py.File(cache, "r+") as f:
+        folds = f["index/fold"][()]
+        folds[0] = (folds[0] + 1) % 3  # one video of subject 0 moves to another fold
+        f["index/fold"][...] = folds
+    with pytest.raises(LeakageError, match="more than one test fold"):
+        train(cache, "res_att", 0, tmp_path / "m", params(epochs=1))
+    assert not (tmp_path / "m" / "last.pt").exists()
+
+
+def test_corrupt_last_checkpoint_is_reported_not_deleted(cache, tmp_path):
+    out = tmp_path / "m"
+    out.mkdir()
+    (out / "last.pt").write_bytes(b"garbage")
+    with pytest.raises(RuntimeError, match=r"last\.pt.*Delete it"):
+        train(cache, "res_att", 0, out, params(epochs=1))
+    assert (out / "last.pt").read_bytes() == b"garbage"
+
+
+RUN = """
+import json, logging, sys
+logging.basicConfig(level=logging.INFO)
+from video_emotion.train import train
+summary = train(sys.argv[1], "res_att", 0, sys.argv[2], json.loads(sys.argv[3]))
+print("RESULT", json.dumps({"rank": summary["rank"], "epochs": summary["epochs"]}), flush=True)
+"""
+
+
+def test_resume_after_sigkill_gives_identical_results(cache, tmp_path):
+    epochs = 8
+    p = params(epochs=epochs)
+    reference = train(cache, "res_att", 0, tmp_path / "ref", p)
+
+    out = tmp_path / "killed"
+    script = tmp_path / "run.py"
+    script.write_text(RUN)
+    proc = subprocess.Popen([sys.executable, str(script), str(cache), str(out), json.dumps(p)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+    try:
+        deadline = time.time() + 120
+        while not (out / "last.pt").exists() and proc.poll() is None and time.time() < deadline:
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.wait()
+    done = torch.load(out / "last.pt", weights_only=True)["epoch"]
+    assert 1 <= done < epochs, f"the run was not killed mid-training (epoch {done})"
+
+    resumed = train(cache, "res_att", 0, out, p)
+    assert resumed["epochs"] == epochs
+    ref_h = pd.read_parquet(tmp_path / "ref" / "history.parquet")
+    new_h = pd.read_parquet(out / "history.parquet")
+    cols = ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "val_uar", "lr"]
+    pd.testing.assert_frame_equal(ref_h[cols], new_h[cols], check_exact=True)
+    assert resumed["best"] == reference["best"]
+    _same_states(torch.load(tmp_path / "ref" / "last.pt", weights_only=True)["model"],
+                 torch.load(out / "last.pt", weights_only=True)["model"])
+    assert not list(out.glob(".*tmp*"))
+
+
+@pytest.mark.skipif(shutil.which("torchrun") is None and not (Path(sys.executable).parent / "torchrun").exists(),
+                    reason="torchrun not installed")
+def test_ddp_two_gloo_processes_train_and_write_once(cache, tmp_path):
+    torchrun = shutil.which("torchrun") or str(Path(sys.executable).parent / "torchrun")
+    out = tmp_path / "ddp"
+    script = tmp_path / "run.py"
+    script.write_text(textwrap.dedent(RUN))
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(
+        [torchrun, "--standalone", "--nproc-per-node", "2", str(script), str(cache), str(out),
+         json.dumps(params(epochs=2, device="cpu"))],
+        capture_output=True, text=True, timeout=300, env=env,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    ranks = sorted(json.loads(line.split(" ", 1)[1])["rank"] for line in result.stdout.splitlines()
+                   if line.startswith("RESULT"))
+    assert ranks == [0, 1]
+    # Only rank 0 logs and writes: one line per epoch, one history row per epoch, no stray files.
+    log = result.stdout + result.stderr
+    assert log.count("epoch 1/2 train loss") == 1 and log.count("epoch 2/2 train loss") == 1
+    assert sorted(p.name for p in out.iterdir()) == ["best.pt", "config.yaml", "history.parquet", "last.pt"]
+    assert pd.read_parquet(out / "history.parquet")["epoch"].tolist() == [1, 2]
+    model, ckpt = load_checkpoint(out / "last.pt")
+    assert ckpt["epoch"] == 2 and not any(k.startswith("module.") for k in ckpt["model"])

@@ -1,4 +1,5 @@
-"""Faces stage speed and memory against its limits, on demo videos (dlib backend, CPU).
+"""Faces stage speed and memory against its limits, on demo videos (dlib backend, CPU; synthetic videos of a real
+face photo when the demo generator fails).
 
     python benchmarks/faces.py [--videos 3]
 
@@ -44,14 +45,19 @@ class Timed:
         return out
 
 
-def demo_videos(folder: Path, n: int) -> list[Path]:
-    """Demo videos when the demo generator runs, else short videos of a real face photo drifting sideways."""
+def demo_videos(folder: Path, n: int) -> tuple[list[Path], str]:
+    """``n`` demo videos spread over two subjects and the emotions when the demo generator runs, else short videos
+    of a real face photo drifting sideways; and which of the two they are."""
     try:
         from video_emotion.demo import make_demo
 
-        return make_demo(folder, subjects=1, sentences=1, seconds=2.0, fps=25, width=320, height=240, seed=0)[:n]
+        paths = make_demo(folder, subjects=2 if n > 1 else 1, sentences=1, seconds=2.0, fps=25, width=320,
+                          height=240, seed=0)
+        step = max(1, len(paths) // n)  # sorted by subject, then emotion: every step-th one mixes both
+        return [paths[(i * step + i) % len(paths)] for i in range(n)], "demo"
     except Exception as err:  # the generator is optional here
-        print(f"demo generator unavailable ({type(err).__name__}); using synthetic face videos", file=sys.stderr)
+        print(f"demo generator unavailable ({type(err).__name__}: {err}); using synthetic face videos",
+              file=sys.stderr)
     import skimage.data
 
     face = np.ascontiguousarray(skimage.data.astronaut()[:256, 96:416])  # a face about 90 px wide
@@ -63,7 +69,7 @@ def demo_videos(folder: Path, n: int) -> list[Path]:
                         "-r", "25", "-i", "-", "-c:v", "mjpeg", "-q:v", "3", str(path)],
                        input=np.ascontiguousarray(frames).tobytes(), check=True)
         paths.append(path)
-    return paths
+    return paths, "synthetic"
 
 
 def naive(backend: DlibBackend, frames) -> np.ndarray:
@@ -102,7 +108,7 @@ def main() -> None:
         peak_memory_child(args.memory_child[0], int(args.memory_child[1]))
         return
     with tempfile.TemporaryDirectory() as tmp:
-        videos = demo_videos(Path(tmp), args.videos)
+        videos, source = demo_videos(Path(tmp), args.videos)
         clips = [list(iter_frames(v, height=240)) for v in videos]
         n = sum(len(c) for c in clips)
         backend = Timed(DlibBackend())
@@ -121,7 +127,7 @@ def main() -> None:
                                  capture_output=True, text=True, check=True)
             mem.append(float(out.stdout.strip().splitlines()[-1]))
     rows = [
-        (f"frames ({len(clips)} demo videos, 240p)", f"{n}", ""),
+        (f"frames ({len(clips)} {source} videos, 240p)", f"{n}", ""),
         ("stage fps", f"{n / stage:.1f}", ""),
         ("stage / detector+landmark forward", f"{stage / backend.seconds:.2f}", "<= 1.3"),
         ("naive loop / stage (speed-up)", f"{loop / stage:.2f}", ">= 3"),

@@ -11,7 +11,7 @@ from matplotlib.image import imread
 
 from video_emotion.faces import FacePipeline, make_backend, process_shard
 from video_emotion.faces.backends import DlibBackend, FaceAlignmentBackend
-from video_emotion.faces.track import LandmarkFilter
+from video_emotion.faces.track import FaceTracker, LandmarkFilter
 from video_emotion.frames import extract_frames, ffmpeg_exe
 from video_emotion.io import read_parquet_metadata
 
@@ -159,6 +159,23 @@ def test_gap_is_interpolated_and_marked(shard):
     # each gap frame lies between the faces just before and after it
     lo, hi = np.minimum(lm[9], lm[14]), np.maximum(lm[9], lm[14])
     assert ((lm[10:14] >= lo - 1.5) & (lm[10:14] <= hi + 1.5)).all()
+
+
+def test_tracker_follows_landmarks_between_detections_and_redetects_when_the_face_goes(dlib_backend):
+    frames = moving(hopper(), n=20)
+    tracker = FaceTracker(dlib_backend, detect_every=5)
+    steps = [tracker.update(f) for f in frames]
+    assert tracker.n_detections == 4 and [s[3] for s in steps] == [t % 5 == 0 for t in range(20)]
+    naive = []
+    for frame in frames:  # the detector's box on every frame
+        boxes, _ = dlib_backend.detect(frame)
+        naive.append(dlib_backend.landmarks([frame], boxes[:1])[0])
+    assert np.abs(np.stack([s[2] for s in steps]) - np.stack(naive)).mean() < 2
+    frames[6:9] = 90  # the face goes just after a detection: no landmarks on a blank frame
+    tracker = FaceTracker(dlib_backend, detect_every=5)
+    steps = [tracker.update(f) for f in frames]
+    assert [t for t, s in enumerate(steps) if s[2] is None] == [6, 7, 8]
+    assert all(steps[t][3] for t in (6, 7, 8, 9))  # detected again at once, and again until the face is back
 
 
 def test_landmark_filter_interpolates_short_gaps_and_holds_long_ones():

@@ -15,7 +15,14 @@ import pytest
 from video_emotion.io import write_parquet
 from video_emotion.labels import EMOTIONS
 from video_emotion.metrics import compute_metrics
-from video_emotion.report import FIGURES, build_report, face_examples, fig_comparison, fig_confusion, load_metrics
+from video_emotion.report import (
+    FIGURES,
+    build_report,
+    face_examples,
+    fig_comparison,
+    fig_confusion,
+    load_metrics,
+)
 
 MODELS = ("res_att", "c3d")
 FOLDS = (0, 1, 2)

@@ -71,7 +71,7 @@ EXPRESSIONS: dict[str, list[tuple[list[int], float, float]]] = {
         ([65, 67], 0.05, 0.10), ([66], 0.0, 0.12), ([6, 7, 9, 10], 0.0, 0.08), ([8], 0.0, 0.10),
     ],
     "happiness": [  # mouth corners up and out, cheeks up, lower lids raised
-        (CORNERS, 0.14, -0.14), (UPPER_LIP_SIDE, 0.06, -0.06), ([50, 52], 0.02, -0.04), ([51], 0.0, -0.03),
+        (CORNERS, 0.17, -0.17), (UPPER_LIP_SIDE, 0.07, -0.07), ([50, 52], 0.02, -0.04), ([51], 0.0, -0.03),
         ([61, 63], 0.03, -0.05), ([62], 0.0, -0.03), (LOWER_LIP_SIDE, 0.07, -0.05), (LOWER_LIP_MID, 0.03, 0.0),
         (LOWER_LIP_CENTRE, 0.0, 0.02), ([65, 67], 0.03, -0.04), (CHEEKS, 0.03, -0.10), (LOWER_LID, 0.0, -0.05),
         (NOSE_WING, 0.03, -0.02), ([4, 5, 11, 12], 0.02, -0.02),
@@ -91,7 +91,9 @@ EXPRESSIONS: dict[str, list[tuple[list[int], float, float]]] = {
         (UPPER_LIP_SIDE, -0.04, 0.0), (UPPER_LIP_MID, 0.0, -0.03), (UPPER_LIP_INNER, 0.0, -0.02),
     ],
 }
-OPEN_MOUTH = {"surprise": 0.9, "fear": 0.6}  # how dark the opened mouth gets at apex
+# Which two base faces (astronaut, Hopper, mirrored astronaut, mirrored Hopper) each subject blends, in turn.
+MORPHS = ((0, 2), (1, 3), (2, 1), (3, 0))
+OPEN_MOUTH = {"surprise": 0.9, "fear": 0.5}  # how dark the opened mouth gets at apex
 
 
 @dataclass
@@ -194,10 +196,11 @@ def _photos() -> dict[str, np.ndarray]:
 
 @functools.lru_cache(maxsize=1)
 def _base_faces() -> list[tuple[np.ndarray, np.ndarray]]:
-    """Each photo and its mirror image in the canonical crop (eyes level, fixed distance): (image, landmarks)."""
+    """The photos, then their mirror images, in the canonical crop (eyes level, fixed distance): (image, landmarks)."""
     bases = []
-    for name, photo in _photos().items():
-        for image in (photo, np.ascontiguousarray(photo[:, ::-1])):
+    photos = _photos()
+    mirrored = {f"{name} (mirrored)": np.ascontiguousarray(photo[:, ::-1]) for name, photo in photos.items()}
+    for name, image in {**photos, **mirrored}.items():
             points = _landmarks(image)
             if points is None:
                 raise RuntimeError(f"demo: no face found in the {name} photo; reinstall scikit-image and matplotlib")
@@ -231,14 +234,15 @@ def _with_cheeks(points: np.ndarray) -> np.ndarray:
 def _make_subject(bases, settings: _Settings, n: int) -> _Subject:
     """Identity ``n``: a morph of two base faces, reshaped, recoloured, on its own background."""
     rng = np.random.default_rng([settings.seed, 0, n])
-    (face_a, points_a), (face_b, points_b) = bases[(n - 1) % 4], bases[n % 4]
+    first, second = MORPHS[(n - 1) % len(MORPHS)]
+    (face_a, points_a), (face_b, points_b) = bases[first], bases[second]
     w = rng.uniform(0.2, 0.45)
     target = _reshape((1 - w) * points_a + w * points_b, rng)
     anchors = _border_points(12)
     face = (1 - w) * _warp(face_a, points_a, target, anchors) + w * _warp(face_b, points_b, target, anchors)
 
-    gain = rng.uniform(0.8, 1.2, 3)  # skin tone and lighting
-    gain *= rng.uniform(0.85, 1.1) / gain.mean()
+    tone = rng.uniform(-1.0, 1.5)  # skin tone from paler to darker, then lighting and a slight colour cast
+    gain = np.array([1.0, 0.93, 0.85]) ** tone * rng.uniform(0.95, 1.05, 3) * rng.uniform(0.85, 1.1)
     gamma = rng.uniform(0.85, 1.15)
     face = 255.0 * (np.clip(face * gain, 0, 255) / 255.0) ** gamma
     return _Subject(
@@ -290,7 +294,7 @@ def _background(rng: np.random.Generator, width: int, height: int) -> np.ndarray
         t = (t - t.min()) / (np.ptp(t) + 1e-6)
     else:
         angle, period = rng.uniform(0, np.pi), rng.uniform(20, 60)
-        t = 0.5 + 0.5 * np.sin(2 * np.pi * (x * np.cos(angle) + y * np.sin(angle)) / period)
+        t = 0.5 + 0.35 * np.sin(2 * np.pi * (x * np.cos(angle) + y * np.sin(angle)) / period)
     image = c1 + np.clip(t, 0, 1)[..., None] * (c2 - c1)
     image += rng.normal(0, 4, (height, width, 3))  # a little texture
     return np.clip(image, 0, 255).astype(np.uint8)
@@ -314,7 +318,7 @@ def _offset_field(points: np.ndarray, offsets: np.ndarray) -> np.ndarray:
     spline = RBFInterpolator(points.astype(np.float64), offsets.astype(np.float64), kernel="thin_plate_spline")
     field = spline(np.c_[gx.ravel(), gy.ravel()]).reshape(len(coarse), len(coarse), 2).astype(np.float32)
     size = round(len(coarse) * FIELD_STRIDE)
-    return cv2.resize(field, (size, size), interpolation=cv2.INTER_LINEAR)[:CROP, :CROP]
+    return np.ascontiguousarray(cv2.resize(field, (size, size), interpolation=cv2.INTER_LINEAR)[:CROP, :CROP])
 
 
 def _grid() -> np.ndarray:
@@ -427,7 +431,7 @@ def _render(person, emotion, move, field, lines, settings: _Settings, rng: np.ra
     rise = rng.uniform(0.3, 0.5)
     apex = rng.uniform(0.8, 1.05)
     ramp = np.clip((t - onset) / rise, 0, 1)
-    intensity = apex * ramp * ramp * (3 - 2 * ramp)
+    intensity = apex * ramp * ramp * (3 - 2 * ramp)  # smoothstep from neutral to apex, then held
 
     def drift(amplitude):
         f, phase = rng.uniform(0.3, 1.2, 2), rng.uniform(0, 2 * np.pi, 2)
@@ -439,20 +443,21 @@ def _render(person, emotion, move, field, lines, settings: _Settings, rng: np.ra
     squash = rng.uniform(0.9, 1.0)  # a slight turn of the head
     shift_x = rng.uniform(-0.05, 0.05) * w + drift(5.0)
     shift_y = rng.uniform(-0.04, 0.04) * h + drift(4.0)
-    sigma = rng.uniform(2.0, 4.0)
+    sigma = np.float32(rng.uniform(2.0, 4.0))
     mouth_alpha = OPEN_MOUTH.get(emotion, 0.0)
     centre = person.landmarks[27:31].mean(0)
 
     grid = _grid()
     face = person.face.astype(np.float32)
+    background = person.background.astype(np.float32)
     frames = np.empty((settings.n_frames, h, w, 3), np.uint8)
-    for i, s in enumerate(intensity):
+    for i, s in enumerate(intensity.astype(np.float32)):
         image = cv2.remap(face, grid + s * field, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT101)
         shade = s * 0.35 * lines
         if mouth_alpha:
             inner = np.round((person.landmarks[INNER_LIPS] + s * move[INNER_LIPS]) * 4).astype(np.int32)
             hole = np.zeros((CROP, CROP), np.float32)
-            cv2.fillPoly(hole, [inner], mouth_alpha * s, cv2.LINE_AA, 2)
+            cv2.fillPoly(hole, [inner], float(mouth_alpha * s), cv2.LINE_AA, 2)
             shade = np.maximum(shade, hole)
         image *= 1 - shade[..., None]
 
@@ -461,8 +466,12 @@ def _render(person, emotion, move, field, lines, settings: _Settings, rng: np.ra
         rot[:, 2] = (w / 2 + shift_x[i], h / 2 + shift_y[i]) - rot[:, :2] @ centre
         placed = cv2.warpAffine(image, rot, (w, h), flags=cv2.INTER_LINEAR)
         alpha = cv2.warpAffine(person.mask, rot, (w, h), flags=cv2.INTER_LINEAR)[..., None]
-        frame = person.background + alpha * (placed - person.background)
-        frame += rng.standard_normal(frame.shape, dtype=np.float32) * sigma
+        frame = placed - background
+        frame *= alpha
+        frame += background
+        noise = rng.standard_normal(frame.shape, dtype=np.float32)
+        noise *= sigma
+        frame += noise
         np.clip(frame, 0, 255, out=frame)
         frames[i] = frame
     return frames

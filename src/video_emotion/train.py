@@ -61,6 +61,7 @@ TRAIN_DEFAULTS = {
     "num_workers": 0,
     "amp": True,  # bf16 autocast on CUDA; ignored on the CPU
     "device": "auto",  # auto | cpu | cuda
+    "compile": False,  # torch.compile the model in place (state dict keys unchanged)
 }
 HISTORY_COLUMNS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "val_uar", "lr", "seconds", "clips_per_s")
 
@@ -217,7 +218,7 @@ def train(cache_h5: str | os.PathLike, model_name: str, fold: int, out_dir: str 
     (``val_subjects``, ``seed``), plus anything else worth keeping in the checkpoint (faces, frames, cache).
     Resumes from ``out_dir/last.pt`` when it exists. Returns a summary of the run.
     """
-    from video_emotion.models import create_model
+    from video_emotion.models import create_model, optimize_for_device
 
     p = {**TRAIN_DEFAULTS, **(params.get("train") or {})}
     model_kwargs = dict(params.get("model_kwargs") or {})
@@ -266,7 +267,9 @@ def train(cache_h5: str | os.PathLike, model_name: str, fold: int, out_dir: str 
         val_set = ClipDataset(cache_h5, val_rows, clip_len, train=False, clips_per_video=p["val_clips"])
         val_loader = DataLoader(val_set, batch_size=p["batch_size"], shuffle=False, **loader_kw)
 
-    model = create_model(model_name, len(classes), **model_kwargs).to(device)
+    model = optimize_for_device(create_model(model_name, len(classes), **model_kwargs), device)
+    if p["compile"]:
+        model.compile()
     optimizer = make_optimizer(model, p)
     steps_per_epoch = len(train_loader)
     total_steps = p["epochs"] * steps_per_epoch

@@ -1,7 +1,7 @@
 """The faces stage: frames -> followed face -> landmarks -> aligned crops, per video and per shard.
 
 :class:`FacePipeline` holds one backend (one model load) and processes a stream of frames with bounded memory:
-frames wait only in a short lookahead buffer (``batch_size + max_gap + smooth`` frames). :func:`process_shard`
+frames wait only in a short lookahead buffer (``max_gap + 1 + smooth`` frames). :func:`process_shard`
 runs it over the frames folders of one shard and writes the HDF5 file, the QC table and a montage.
 """
 
@@ -29,14 +29,15 @@ DEFAULTS = {
     "device": "cpu",
     "crop_size": 64,              # 64 for the demo, 112 as in the paper
     "margin": 0.2,                # template shrunk by 1 / (1 + margin): forehead and chin stay in the crop
-    "detect_every": 5,            # run the detector every k frames, track the box in between
+    "detect_every": 5,            # run the detector every k frames, follow the landmarks' box in between
     "detect_scale": 0.5,          # the detector sees the frame downscaled by this factor
-    "redetect_threshold": 7.0,    # tracker confidence (peak-to-sidelobe ratio) under which we detect at once
+    "redetect_threshold": 0.5,    # tracking confidence (patch correlation with the last detection, -1..1) under
+                                  # which we detect at once
     "smooth": 1,                  # landmark moving-average radius in frames (0 = raw)
     "max_gap": 12,                # gaps up to this many frames are interpolated
     "min_detection_rate": 0.5,    # a video with fewer frames with a face is rejected
     "fa_detector": "sfd",         # face_alignment's detector: sfd | blazeface | dlib
-    "batch_size": 16,             # frames per landmark batch
+    "batch_size": 16,             # face_alignment: faces per FAN forward pass
     "upsample": 1,                # dlib HOG upsampling of the detection image
 }
 QC_COLUMNS = ["video_id", "n_frames", "detection_rate", "mean_score", "max_gap", "backend", "status", "reason"]
@@ -84,23 +85,11 @@ class FacePipeline:
         tracker = FaceTracker(self.backend, p["detect_every"], p["detect_scale"], p["redetect_threshold"])
         smoother = LandmarkFilter(p["max_gap"], p["smooth"])
         waiting: deque = deque()  # (frame, box, score, detected) until its landmarks are final
-        chunk: list = []
         for frame in frames:
-            box, score, _ = tracker.update(frame)
-            chunk.append((frame, box, score))
-            if len(chunk) == p["batch_size"]:
-                yield from self._landmark_chunk(chunk, smoother, waiting)
-                chunk = []
-        yield from self._landmark_chunk(chunk, smoother, waiting)
+            box, score, landmarks, _ = tracker.update(frame)
+            waiting.append((frame, box, score, landmarks is not None))
+            yield from self._finish(smoother.push(landmarks), waiting)
         yield from self._finish(smoother.flush(), waiting)
-
-    def _landmark_chunk(self, chunk, smoother, waiting):
-        found = [i for i, (_, box, _) in enumerate(chunk) if box is not None]
-        points = self.backend.landmarks([chunk[i][0] for i in found], np.array([chunk[i][1] for i in found]))
-        points_of = dict(zip(found, points, strict=True))
-        for i, (frame, box, score) in enumerate(chunk):
-            waiting.append((frame, box, score, i in points_of))
-            yield from self._finish(smoother.push(points_of.get(i)), waiting)
 
     def _finish(self, final, waiting):
         size, margin = self.params["crop_size"], self.params["margin"]

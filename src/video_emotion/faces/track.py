@@ -1,8 +1,11 @@
-"""Follow one face through a video: sparse detection, box tracking in between, gap filling and smoothing.
+"""Follow one face through a video: sparse detection, landmark-based box tracking, gap filling and smoothing.
 
-:class:`FaceTracker` runs the detector on a downscaled frame every ``detect_every`` frames and follows the box with
-dlib's correlation tracker in between; when the tracker's confidence (peak-to-sidelobe ratio) falls below
-``redetect_threshold`` it detects again at once. With several faces it keeps the one overlapping its current box;
+:class:`FaceTracker` gives the landmarks of the followed face on every frame. It runs the detector on a downscaled
+frame every ``detect_every`` frames; in between, the landmarks of one frame give the box of the next (their
+bounding box, shifted and scaled the way the detector's box related to the landmarks at the last detection), so
+no separate box tracker runs. Its confidence is the normalised cross-correlation of a small grey patch under the
+landmarks with the patch at the last detection: when it falls below ``redetect_threshold`` (face gone, occluded or
+lost) it detects again at once on that frame. With several faces it keeps the one overlapping its current box;
 with no current box it takes the largest, most central face, so the same person is followed throughout.
 
 :class:`LandmarkFilter` turns the per-frame landmarks (``None`` where no face) into final ones, with a bounded
@@ -13,11 +16,12 @@ hold the nearest face, and a centred moving average of radius ``smooth`` frames 
 from __future__ import annotations
 
 import cv2
-import dlib
 import numpy as np
 
 # A detection must overlap the followed box this much to be taken as the same face.
 MIN_IOU = 0.2
+# Side of the grey patch whose correlation with the last detection is the tracking confidence.
+PATCH = 16
 
 
 def iou(a: np.ndarray, b: np.ndarray) -> float:
@@ -38,46 +42,70 @@ def pick_target(boxes: np.ndarray, width: int, height: int) -> int:
     return int(np.argmax(area * np.clip(1.0 - dist, 0.05, None)))
 
 
-class FaceTracker:
-    """Per-frame face box of the followed person: ``update(frame) -> (box or None, score, detected_now)``."""
+def landmark_box(landmarks: np.ndarray) -> np.ndarray:
+    """The x0,y0,x1,y1 bounding box of landmarks (N,2)."""
+    return np.concatenate([landmarks.min(0), landmarks.max(0)]).astype(np.float32)
 
-    def __init__(self, backend, detect_every: int = 5, detect_scale: float = 0.5, redetect_threshold: float = 7.0):
+
+def patch(frame: np.ndarray, box: np.ndarray) -> np.ndarray:
+    """The grey ``PATCH`` x ``PATCH`` patch under ``box``, zero-mean and unit-norm (all zeros when flat or outside
+    the frame), as a flat vector: the dot product of two is their normalised cross-correlation."""
+    h, w = frame.shape[:2]
+    x0, y0 = max(0, int(box[0])), max(0, int(box[1]))
+    x1, y1 = min(w, int(np.ceil(box[2])) + 1), min(h, int(np.ceil(box[3])) + 1)
+    if x1 - x0 < 2 or y1 - y0 < 2:
+        return np.zeros(PATCH * PATCH, np.float32)
+    small = cv2.resize(frame[y0:y1, x0:x1], (PATCH, PATCH), interpolation=cv2.INTER_AREA)
+    vec = small.reshape(PATCH * PATCH, -1).mean(1, dtype=np.float32)
+    vec -= vec.mean()
+    norm = float(np.linalg.norm(vec))
+    return vec / norm if norm > 1e-3 * PATCH else np.zeros_like(vec)
+
+
+class FaceTracker:
+    """The followed face on each frame: ``update(frame) -> (box or None, score, landmarks or None, detected_now)``,
+    ``box`` being the box the landmarks were computed from."""
+
+    def __init__(self, backend, detect_every: int = 5, detect_scale: float = 0.5, redetect_threshold: float = 0.5):
         self.backend = backend
         self.detect_every = max(1, int(detect_every))
         self.scale = float(detect_scale)
         self.threshold = float(redetect_threshold)
-        self.box: np.ndarray | None = None
+        self.box: np.ndarray | None = None  # box for the next frame
         self.score = 0.0
         self.since_detect = 0
         self.n_detections = 0
-        self._tracker = dlib.correlation_tracker()
+        self._offset = np.zeros(4, np.float32)  # detector box - landmark box, in landmark-box widths/heights
+        self._reference: np.ndarray | None = None  # patch under the landmarks at the last detection
 
-    def _small(self, frame: np.ndarray) -> np.ndarray:
-        if self.scale == 1.0:
-            return np.ascontiguousarray(frame)
-        h, w = frame.shape[:2]
-        size = (max(1, round(w * self.scale)), max(1, round(h * self.scale)))
-        return cv2.resize(frame, size, interpolation=cv2.INTER_AREA)
-
-    def update(self, frame: np.ndarray) -> tuple[np.ndarray | None, float, bool]:
-        small = self._small(frame)
-        gray = cv2.cvtColor(small, cv2.COLOR_RGB2GRAY)
+    def update(self, frame: np.ndarray) -> tuple[np.ndarray | None, float, np.ndarray | None, bool]:
         if self.box is not None and self.since_detect < self.detect_every - 1:
-            confidence = self._tracker.update(gray)
-            if confidence >= self.threshold:
-                pos = self._tracker.get_position()
-                self.box = np.array([pos.left(), pos.top(), pos.right(), pos.bottom()], np.float32) / self.scale
+            box = self.box
+            landmarks = self.backend.landmarks([frame], box[None])[0]
+            if float(patch(frame, landmark_box(landmarks)) @ self._reference) >= self.threshold:
                 self.since_detect += 1
-                return self.box, self.score, False
-        return self._detect(frame, small, gray)
+                self.box = self._next_box(landmarks)
+                return box, self.score, landmarks, False
+        return self._detect(frame)
 
-    def _detect(self, frame, small, gray):
+    def _next_box(self, landmarks: np.ndarray) -> np.ndarray:
+        lbox = landmark_box(landmarks)
+        size = np.tile(lbox[2:] - lbox[:2], 2)
+        return lbox + self._offset * size
+
+    def _detect(self, frame: np.ndarray):
         self.n_detections += 1
         self.since_detect = 0
+        if self.scale == 1.0:
+            small = np.ascontiguousarray(frame)
+        else:
+            h, w = frame.shape[:2]
+            size = (max(1, round(w * self.scale)), max(1, round(h * self.scale)))
+            small = cv2.resize(frame, size, interpolation=cv2.INTER_AREA)
         boxes, scores = self.backend.detect(small)
         if len(boxes) == 0:
             self.box = None
-            return None, 0.0, True
+            return None, 0.0, None, True
         boxes = boxes / self.scale
         best = -1
         if self.box is not None:
@@ -85,10 +113,13 @@ class FaceTracker:
             best = int(np.argmax(overlaps)) if max(overlaps) >= MIN_IOU else -1
         if best < 0:
             best = pick_target(boxes, frame.shape[1], frame.shape[0])
-        self.box, self.score = boxes[best].astype(np.float32), float(scores[best])
-        x0, y0, x1, y1 = (float(v) * self.scale for v in self.box)
-        self._tracker.start_track(gray, dlib.drectangle(x0, y0, x1, y1))
-        return self.box, self.score, True
+        box, self.score = boxes[best].astype(np.float32), float(scores[best])
+        landmarks = self.backend.landmarks([frame], box[None])[0]
+        lbox = landmark_box(landmarks)
+        self._offset = (box - lbox) / np.maximum(np.tile(lbox[2:] - lbox[:2], 2), 1.0)
+        self._reference = patch(frame, lbox)
+        self.box = self._next_box(landmarks)
+        return box, self.score, landmarks, True
 
 
 class LandmarkFilter:

@@ -27,3 +27,7 @@ rule all:
     default_target: True
     input:
         final_outputs,
+
+
+onsuccess:
+    print_summary()

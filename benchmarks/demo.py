@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import argparse
+import resource
 import subprocess
 import tempfile
 import time
@@ -26,6 +27,12 @@ def decode(path: Path, width: int = 320, height: int = 240) -> np.ndarray:
     return np.frombuffer(out, np.uint8).reshape(-1, height, width, 3)
 
 
+def _cpu_seconds() -> float:
+    """User + system CPU time of this process and its finished children (the worker pool)."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, help="where to write the demo (default: a temporary folder)")
@@ -34,9 +41,9 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         out = args.out or Path(tmp) / "demo"
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), _cpu_seconds()
         paths = demo.make_demo(out)
-        seconds = time.perf_counter() - start
+        seconds, cpu = time.perf_counter() - start, _cpu_seconds() - cpu_start
 
         detector, _ = demo._landmark_model()
         found = [len(detector(f, 0)) > 0 for p in paths for f in decode(p)[:: args.detect_every]]
@@ -44,6 +51,7 @@ def main() -> None:
     rate = float(np.mean(found))
     rows = [
         ("default demo, wall time (s)", f"{seconds:.1f}", f"<= {TIME_LIMIT_S:.0f}", seconds <= TIME_LIMIT_S),
+        ("  CPU time, all processes (s)", f"{cpu:.1f}", "-", True),
         ("videos written", str(len(paths)), "== 108", len(paths) == 108),
         (f"dlib HOG detection rate ({len(found)} frames)", f"{rate:.2%}", f">= {DETECTION_LIMIT:.0%}",
          rate >= DETECTION_LIMIT),

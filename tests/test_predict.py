@@ -141,7 +141,12 @@ def test_clips_are_the_training_crops(demo, checkpoint, tmp_path, monkeypatch):
 
 @pytest.mark.slow
 def test_overall_emotion_agrees_with_evaluation(tmp_path):
-    """A tiny run (demo -> frames -> faces -> cache -> train -> evaluate) and predict on the test fold's videos."""
+    """A tiny run (demo -> frames -> faces -> cache -> train -> evaluate), then predict on the test subject's videos.
+
+    Evaluation reads the faces stage's crops of the frames stage's JPEGs; predict aligns the decoded frames
+    directly, so the two agree up to that JPEG round trip: mean probabilities within 0.05, and the same emotion
+    wherever evaluation's top two classes are further apart than that.
+    """
     from video_emotion.cache import build_cache
     from video_emotion.evaluate import evaluate
     from video_emotion.io import write_parquet
@@ -155,7 +160,7 @@ def test_overall_emotion_agrees_with_evaluation(tmp_path):
             extract_frames(video, tmp_path / "frames" / video.stem, **FRAMES)
             items.append((video.stem, tmp_path / "frames" / video.stem))
             rows.append({"video_id": video.stem, "path": str(video), "subject": str(subject),
-                         "label": video.parent.parent.name, "fold": (subject - 1) % 2})
+                         "label": video.parent.parent.name, "fold": int(subject != 1)})
         faces.append(tmp_path / "faces" / f"s{subject}.h5")
         process_shard(items, faces[-1], tmp_path / "faces" / f"s{subject}_qc.parquet", FACES, progress=False)
     manifest = pd.DataFrame(rows)
@@ -163,18 +168,21 @@ def test_overall_emotion_agrees_with_evaluation(tmp_path):
     write_parquet(manifest, tmp_path / "manifest.parquet")
     cache = tmp_path / "cache" / "clips.h5"
     build_cache(tmp_path / "manifest.parquet", faces, cache, {"clip_len": CLIP})
-    params = {"train": {"epochs": 15, "batch_size": 8, "lr": 3e-3, "seed": 0, "clips_per_video": 2},
-              "model_kwargs": TINY, "folds": {"val_subjects": 1, "seed": 0}, "frames": FRAMES, "faces": FACES,
-              "cache": {"clip_len": CLIP}}
+    params = {"train": {"epochs": 40, "batch_size": 8, "lr": 3e-3, "seed": 0, "clips_per_video": 2},
+              "model_kwargs": {**TINY, "width": 8}, "folds": {"val_subjects": 1, "seed": 0}, "frames": FRAMES,
+              "faces": FACES, "cache": {"clip_len": CLIP}}
     train(cache, "res_att", 0, tmp_path / "model", params)
     checkpoint = tmp_path / "model" / "best.pt"
     # Evaluation's 4 evenly spaced clips of a 20-frame video start at 0, 4, 8, 12: predict's windows at stride 4.
     table = evaluate(cache, checkpoint, 0, tmp_path / "predictions.parquet", {"clips_per_video": 4, "device": "cpu"})
+    paths = manifest.set_index("video_id")["path"]
     agree = []
     for row in table.itertuples():
-        timeline = predict(manifest.set_index("video_id").at[row.video_id, "path"], checkpoint,
-                           tmp_path / "predict", stride=4, device="cpu")
-        agree.append(timeline.attrs["overall"] == row.pred)
+        timeline = predict(paths[row.video_id], checkpoint, tmp_path / "predict", stride=4, device="cpu")
         evaluated = np.array([getattr(row, f"p_{c}") for c in EMOTIONS])
-        np.testing.assert_allclose(timeline.attrs["overall_probs"], evaluated, atol=0.05)
-    assert all(agree), f"{sum(agree)} of {len(agree)} videos agree"
+        np.testing.assert_allclose(timeline.attrs["overall_probs"], evaluated, atol=0.05, err_msg=row.video_id)
+        top2 = np.sort(evaluated)[-2:]
+        if top2[1] - top2[0] > 0.1:
+            assert timeline.attrs["overall"] == row.pred, row.video_id
+        agree.append(timeline.attrs["overall"] == row.pred)
+    assert np.mean(agree) >= 0.75, f"{sum(agree)} of {len(agree)} videos agree"

@@ -11,12 +11,16 @@ import h5py
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
+from video_emotion.cache import build_cache
 from video_emotion.io import write_parquet
 from video_emotion.labels import EMOTIONS
 from video_emotion.metrics import compute_metrics
+from video_emotion.models import create_model
 from video_emotion.report import (
     FIGURES,
+    attention_panels,
     build_report,
     face_examples,
     fig_comparison,
@@ -83,6 +87,19 @@ def _write_faces(results: Path, manifest: pd.DataFrame) -> None:
         write_parquet(pd.DataFrame(qc), results / "faces" / f"{shard}_qc.parquet")
 
 
+def _write_cache_and_checkpoints(results: Path) -> None:
+    """The clip cache of the faces files, and an untrained tiny res_att checkpoint per fold (for attention maps)."""
+    build_cache(results / "manifest.parquet", sorted((results / "faces").glob("*.h5")),
+                results / "cache" / "clips.h5", {"clip_len": 4})
+    kwargs = {"width": 4, "layers": [1, 1, 1, 1], "heads": 2}
+    torch.manual_seed(0)
+    for fold in FOLDS:
+        model = create_model("res_att", len(EMOTIONS), **kwargs)
+        torch.save({"model": model.state_dict(), "model_name": "res_att", "model_kwargs": kwargs,
+                    "classes": list(EMOTIONS), "clip_len": 4, "crop_size": CROP, "epoch": 1, "fold": fold,
+                    "config": {}}, results / "models" / "res_att" / f"fold{fold}" / "best.pt")
+
+
 @pytest.fixture(scope="module")
 def results(tmp_path_factory) -> Path:
     results = tmp_path_factory.mktemp("results")
@@ -93,6 +110,7 @@ def results(tmp_path_factory) -> Path:
     compute_metrics(results / "predictions", results / "metrics", {"bootstrap": 20})
     _write_histories(results)
     _write_faces(results, manifest)
+    _write_cache_and_checkpoints(results)
     return results
 
 
@@ -161,9 +179,9 @@ def test_paper_figures_are_flagged_off_enterface(report, results):
     page = (out / "index.html").read_text()
     assert "for reference only" in page
     summary = load_metrics(results)["summary"]
-    title = fig_comparison(summary, list(MODELS), {"res_att": 67.5}, "demo", 6).axes[0].get_title()
+    title = fig_comparison(summary, list(MODELS), {"res_att": 67.5}, "demo", 6).axes[0].get_title(loc="left")
     assert "Not comparable" in title
-    title = fig_comparison(summary, list(MODELS), {"res_att": 67.5}, "enterface05", 6).axes[0].get_title()
+    title = fig_comparison(summary, list(MODELS), {"res_att": 67.5}, "enterface05", 6).axes[0].get_title(loc="left")
     assert "Not comparable" not in title
 
 
@@ -190,6 +208,18 @@ def test_face_montage_shows_each_emotion_from_distinct_subjects(results):
         assert len({vid.split("_")[0] for vid, _ in items}) == 3
         for _, crop in items:
             assert crop.shape == (CROP, CROP, 3) and crop.max() == 40 * EMOTIONS.index(emotion)
+
+
+def test_attention_overlays_per_class_from_the_testing_fold(results):
+    panels = attention_panels(results, "res_att", per_class=2)
+    assert [p["label"] for p in panels] == [e for e in EMOTIONS for _ in range(2)]
+    manifest = pd.read_parquet(results / "manifest.parquet").set_index("video_id")
+    for emotion in EMOTIONS:  # two test videos per class, from two different folds
+        folds = {manifest.at[p["video_id"], "fold"] for p in panels if p["label"] == emotion}
+        assert len(folds) == 2
+    for p in panels:
+        assert p["map"].shape == (CROP, CROP) and 0 <= p["map"].min() and p["map"].max() <= 1
+        assert p["frame"].shape == (CROP, CROP, 3) and p["pred"] in EMOTIONS
 
 
 def test_missing_inputs_still_give_every_figure(tmp_path):

@@ -33,6 +33,7 @@ CROP = 256  # side of the canonical face crop, px
 IOD = 52.0  # inter-ocular distance in the canonical crop, px (a face box ~120 px tall)
 EYES_Y = 0.40 * CROP  # height of the eye line in the canonical crop
 FIELD_STRIDE = 4  # displacement fields are solved on a coarse grid, then upsampled
+NOISE_MARGIN = 64  # sensor noise windows shift by up to this many px from frame to frame
 CODES = {emotion: code for code, emotion in ENTERFACE_CODES.items()}
 
 # iBUG 68-point groups; "left" is the image's left. Points 68 and 69 are cheeks, added by `_with_cheeks`.
@@ -92,7 +93,8 @@ EXPRESSIONS: dict[str, list[tuple[list[int], float, float]]] = {
     ],
 }
 # Which two base faces (astronaut, Hopper, mirrored astronaut, mirrored Hopper) each subject blends, in turn.
-MORPHS = ((0, 2), (1, 3), (2, 1), (3, 0))
+# Every subject mixes both people: Hopper alone (glasses, deep wrinkles) makes dlib's landmarks much noisier.
+MORPHS = ((0, 1), (1, 2), (2, 3), (3, 0))
 OPEN_MOUTH = {"surprise": 0.9, "fear": 0.5}  # how dark the opened mouth gets at apex
 
 
@@ -130,11 +132,15 @@ def make_demo(
 ) -> list[Path]:
     """Write ``subjects x 6 x sentences`` demo videos under ``out_dir`` and return their paths, sorted.
 
-    Existing files of the same names are replaced; each video is written atomically.
+    Existing files of the same names are replaced; each video is written atomically. Clips are rendered by a
+    pool of two spawned processes, so a script that calls this needs the ``if __name__ == "__main__":`` guard.
+    A subject's clips do not depend on how many subjects or sentences are asked for.
     """
     for name, value in dict(subjects=subjects, sentences=sentences, fps=fps).items():
         if int(value) != value or value < 1:
             raise ValueError(f"demo: {name} must be a positive integer, got {value!r}")
+    if int(seed) != seed or seed < 0:
+        raise ValueError(f"demo: seed must be a non-negative integer, got {seed!r}")
     if width < 64 or height < 64 or width % 2 or height % 2:
         raise ValueError(f"demo: frame size {width}x{height} must be even and at least 64x64")
     n_frames = round(seconds * fps)
@@ -443,7 +449,9 @@ def _render(person, emotion, move, field, lines, settings: _Settings, rng: np.ra
     squash = rng.uniform(0.9, 1.0)  # a slight turn of the head
     shift_x = rng.uniform(-0.05, 0.05) * w + drift(5.0)
     shift_y = rng.uniform(-0.04, 0.04) * h + drift(4.0)
-    sigma = np.float32(rng.uniform(2.0, 4.0))
+    # sensor noise: each frame a different window of one Gaussian field (drawing it anew costs more than the rest)
+    noise = rng.standard_normal((h + NOISE_MARGIN, w + NOISE_MARGIN, 3), dtype=np.float32)
+    noise *= rng.uniform(2.0, 4.0)
     mouth_alpha = OPEN_MOUTH.get(emotion, 0.0)
     centre = person.landmarks[27:31].mean(0)
 
@@ -469,9 +477,8 @@ def _render(person, emotion, move, field, lines, settings: _Settings, rng: np.ra
         frame = placed - background
         frame *= alpha
         frame += background
-        noise = rng.standard_normal(frame.shape, dtype=np.float32)
-        noise *= sigma
-        frame += noise
+        dx, dy = rng.integers(0, NOISE_MARGIN, 2)
+        frame += noise[dy : dy + h, dx : dx + w]
         np.clip(frame, 0, 255, out=frame)
         frames[i] = frame
     return frames

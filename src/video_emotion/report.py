@@ -165,7 +165,8 @@ def fig_comparison(summary: pd.DataFrame, models: list[str], paper: dict[str, fl
                         textcoords="offset points", ha="center", fontsize=9, color=OKABE_ITO[4])
     if n_classes:
         ax.axhline(100 / n_classes, color="grey", lw=1, ls=":", label=f"chance ({100 / n_classes:.1f}%)")
-    ax.set_xticks(x, [PAPER_NAMES.get(n, n) if n not in stats.index else n for n in names])
+    ax.set_xticks(x, [n if n not in PAPER_NAMES else PAPER_NAMES[n] if n not in stats.index
+                      else f"{n}\n({PAPER_NAMES[n]})" for n in names])
     ax.set_ylabel("Video-level accuracy (%)")
     ax.set_ylim(0, 110)
     title = "Video-level accuracy: this run beside the paper's reported figures"
@@ -585,8 +586,9 @@ def build_report(results_dir: str | Path = "results", out_dir: str | Path = "res
 
     notes = []
     if dataset.lower() != PAPER_DATASET:
-        notes.append(f"This run is on the '{dataset}' dataset. The paper's figures (3Res-att 67.5%, C3D 49.3%, "
-                     "3Res att2 56.1%) are on eNTERFACE'05 and are shown for reference only, not as a comparison.")
+        figures_text = ", ".join(f"{PAPER_NAMES.get(k, k)} {v:.1f}%" for k, v in paper.items())
+        notes.append(f"This run is on the '{dataset}' dataset. The paper's figures ({figures_text}) are on "
+                     "eNTERFACE'05 and are shown for reference only, not as a comparison.")
     html_tables = {
         "Models: mean ± std over folds (%)": models_table(tables["summary"], models, paper)
         if models else pd.DataFrame(),

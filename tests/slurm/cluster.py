@@ -24,7 +24,7 @@ from pathlib import Path
 
 DAEMONS = ("munged", "mungekey", "slurmctld", "slurmd", "sbatch", "squeue", "sinfo", "scontrol", "srun")
 PARTITION = "debug"
-FAKE_GPU_DEVICES = ("/dev/null", "/dev/zero", "/dev/full", "/dev/urandom")
+FAKE_GPU_DEVICES = ("/dev/null", "/dev/zero", "/dev/full", "/dev/urandom", "/dev/random", "/dev/tty")
 
 
 def missing() -> str | None:
@@ -61,13 +61,17 @@ def _mem_mb() -> int:
 
 
 class LocalSlurm:
-    """One node (`NodeName` = this host's short name), one partition `debug`, `gpus` fake GPUs."""
+    """One node (`NodeName` = this host's short name), one partition `debug`, `gpus` fake GPUs.
 
-    def __init__(self, root: Path, cpus: int | None = None, mem_mb: int | None = None, gpus: int = 2):
+    The node announces `cpus` CPUs and `mem_mb` of memory whatever the machine has (`config_overrides`), so that the
+    requests of workflow/profiles/slurm schedule unchanged; the test jobs themselves are tiny.
+    """
+
+    def __init__(self, root: Path, cpus: int = 16, mem_mb: int = 65536, gpus: int = 4):
         self.root = Path(root).resolve()
         self.node = socket.gethostname().split(".")[0]
-        self.cpus = cpus or os.cpu_count() or 1
-        self.mem_mb = mem_mb or int(_mem_mb() * 0.8)
+        self.cpus = cpus
+        self.mem_mb = mem_mb
         self.gpus = min(gpus, len(FAKE_GPU_DEVICES))
         self.conf = self.root / "slurm.conf"
         self.log_dir = self.root / "log"
@@ -75,8 +79,9 @@ class LocalSlurm:
 
     @property
     def env(self) -> dict[str, str]:
-        """os.environ plus SLURM_CONF pointing at this cluster."""
-        return {**os.environ, "SLURM_CONF": str(self.conf)}
+        """os.environ plus SLURM_CONF pointing at this cluster, and the `srun` shim first on PATH."""
+        path = f"{self.root / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}"
+        return {**os.environ, "SLURM_CONF": str(self.conf), "PATH": path}
 
     # ------------------------------------------------------------------ configuration
     def write_config(self) -> None:
@@ -116,6 +121,7 @@ SchedulerType=sched/backfill
 SelectType=select/cons_tres
 SelectTypeParameters=CR_Core_Memory
 ReturnToService=2
+SlurmdParameters=config_overrides
 # finished jobs stay visible to squeue for 10 minutes (the executor polls job states with it)
 MinJobAge=600
 KillWait=5
@@ -129,6 +135,12 @@ PartitionName={PARTITION} Nodes={self.node} Default=YES MaxTime=INFINITE State=U
         # but no CUDA, and the CPU build of torch runs them on the CPU.
         files = ",".join(FAKE_GPU_DEVICES[: self.gpus])
         (r / "gres.conf").write_text(f"AutoDetect=off\nNodeName={self.node} Name=gpu File={files}\n")
+        # Inside a job, Snakemake's jobstep executor starts `srun` with every SLURM_* variable removed, SLURM_CONF
+        # included; a real cluster keeps its config in /etc/slurm, this one does not, so `srun` gets it back here.
+        (r / "bin").mkdir(exist_ok=True)
+        shim = r / "bin" / "srun"
+        shim.write_text(f'#!/bin/sh\nSLURM_CONF={self.conf} exec {shutil.which("srun") or "/usr/bin/srun"} "$@"\n')
+        shim.chmod(0o755)
 
     # ------------------------------------------------------------------ daemons
     def start(self, timeout: float = 60) -> LocalSlurm:

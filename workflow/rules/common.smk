@@ -8,6 +8,7 @@ import pandas as pd
 from snakemake.utils import validate
 
 from video_emotion.io import safe_name
+from video_emotion.report import FIGURES as REPORT_FIGURES
 
 validate(config, schema="../schemas/config.schema.yaml")
 
@@ -82,6 +83,10 @@ def all_histories(wildcards):
     return expand("results/models/{model}/fold{fold}/history.parquet", model=MODELS, fold=folds())
 
 
+def all_checkpoints(wildcards):
+    return expand("results/models/{model}/fold{fold}/best.pt", model=MODELS, fold=folds())
+
+
 def train_params(wildcards):
     """Everything training needs, plus the preprocessing settings that travel with the checkpoint to `predict`."""
     return as_json(
@@ -112,3 +117,16 @@ def final_outputs(wildcards):
     outputs = ["results/report/index.html", "results/metrics/summary.parquet"]
     outputs += expand("results/predict/{name}.timeline.parquet", name=PREDICT)
     return outputs
+
+
+def print_summary():
+    """The video-level accuracy of each model, averaged over the test folds, at the end of a run."""
+    path = Path("results/metrics/summary.parquet")
+    if not path.exists():
+        return
+    summary = pd.read_parquet(path)
+    print("\nvideo-level accuracy over subject-independent folds (results/metrics/summary.parquet):")
+    for row in summary.itertuples():
+        print(f"  {row.model:<10} {100 * row.accuracy_mean:5.1f}% +- {100 * row.accuracy_std:4.1f}"
+              f"  (UAR {100 * row.uar_mean:5.1f}%, {row.n_folds} folds, {row.n_videos} videos)")
+    print("report: results/report/index.html")

@@ -12,7 +12,7 @@ rule evaluate:
         "logs/evaluate/{model}_fold{fold}.log",
     benchmark:
         "results/benchmarks/evaluate/{model}_fold{fold}.tsv"
-    threads: 2
+    threads: 1
     shell:
         "video-emotion --threads {threads} evaluate --cache {input.cache:q} --checkpoint {input.checkpoint:q}"
         " --fold {wildcards.fold} --out {output:q} --params {params.evaluate:q} > {log:q} 2>&1"

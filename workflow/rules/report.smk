@@ -1,11 +1,22 @@
 rule report:
     input:
-        metrics="results/metrics/summary.parquet",
+        manifest="results/manifest.parquet",
+        metrics=rules.metrics.output,
         histories=all_histories,
+        checkpoints=all_checkpoints,
+        faces=all_faces,
         qc=all_faces_qc,
-        cache="results/cache/clips.h5",
     output:
         html="results/report/index.html",
+        figures=[
+            report(
+                f"results/report/{png}",
+                caption=f"../report/{caption}",
+                category="Results",
+                labels={"figure": png.removesuffix(".png")},
+            )
+            for png, caption in REPORT_FIGURES.items()
+        ],
     params:
         report=as_json({**config["report"], "dataset": config["dataset"], "models": MODELS}),
     conda:

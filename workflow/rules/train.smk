@@ -13,7 +13,7 @@ rule train:
         "logs/train/{model}_fold{fold}.log",
     benchmark:
         "results/benchmarks/train/{model}_fold{fold}.tsv"
-    threads: 2
+    threads: 1
     resources:
         gpu=0,
     shell:

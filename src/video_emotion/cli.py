@@ -78,7 +78,11 @@ def cmd_faces(args: argparse.Namespace) -> None:
         raise SystemExit(f"shard {args.shard!r} has no videos in {args.manifest}; rerun the manifest rule")
     items = [(vid, Path(args.frames_root) / vid) for vid in ids]
     qc = process_shard(items, args.out, args.qc, args.params)
-    log.info("%s", qc)
+    ok = qc["status"] == "ok"
+    log.info("shard %s: %d of %d videos aligned (backend %s, mean detection rate %.3f)", args.shard, ok.sum(),
+             len(qc), ", ".join(sorted(set(qc["backend"].astype(str)))), qc.loc[ok, "detection_rate"].mean())
+    for row in qc[~ok].itertuples():
+        log.warning("%s: rejected (%s)", row.video_id, row.reason)
 
 
 def cmd_cache(args: argparse.Namespace) -> None:

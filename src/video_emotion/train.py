@@ -174,7 +174,7 @@ def train_one_epoch(model, loader, criterion, optimizer, scheduler, device, p: d
         scheduler.step()
         totals += torch.tensor([loss.item() * len(y), (logits.argmax(1) == y).sum().item(), len(y)],
                                dtype=torch.float64)
-        bar.set_postfix(loss=f"{loss.item():.3f}")
+        bar.set_postfix(loss=f"{loss.item():.3f}", refresh=False)
     if dist.is_initialized():
         dist.all_reduce(totals)
     return {"train_loss": (totals[0] / totals[2]).item(), "train_acc": (totals[1] / totals[2]).item(),

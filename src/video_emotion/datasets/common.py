@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -62,3 +63,21 @@ def file_kind(name: str) -> str:
 
 def reject(path: str, reason: str) -> dict:
     return {"path": path, "reason": reason}
+
+
+def named_videos(root: Path, pattern: re.Pattern, naming: str,
+                 rejected: list[dict]) -> Iterator[tuple[str, tuple[str, ...], re.Match]]:
+    """Video files under ``root`` whose stem matches ``pattern``, as (path, parts, match).
+
+    Audio-only files, other files and videos named otherwise are appended to ``rejected`` with the reason.
+    """
+    for path, parts in walk_files(root):
+        kind = file_kind(parts[-1])
+        if kind != "video":
+            rejected.append(reject(path, "audio-only file" if kind == "audio" else "not a video file"))
+            continue
+        m = pattern.match(Path(parts[-1]).stem)
+        if m is None:
+            rejected.append(reject(path, f"name is not {naming}"))
+            continue
+        yield path, parts, m

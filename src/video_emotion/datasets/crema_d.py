@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from video_emotion.datasets.common import file_kind, reject, walk_files
+from video_emotion.datasets.common import named_videos, reject
 from video_emotion.labels import EMOTIONS
 
 LABELS = EMOTIONS[:5] + ("neutral",)  # no surprise in CREMA-D
@@ -27,16 +27,8 @@ NAME = re.compile(r"^(\d{4})_([A-Z]{3})_([A-Z]{3})_([A-Z]{2})$")
 
 def scan(root: Path, options: dict) -> tuple[list[dict], list[dict]]:
     rows, rejected = [], []
-    for path, parts in walk_files(root):
+    for path, parts, m in named_videos(root, NAME, "AAAA_SSS_EEE_LL (CREMA-D naming)", rejected):
         name = parts[-1]
-        kind = file_kind(name)
-        if kind != "video":
-            rejected.append(reject(path, "audio-only file" if kind == "audio" else "not a video file"))
-            continue
-        m = NAME.match(Path(name).stem)
-        if m is None:
-            rejected.append(reject(path, "name is not AAAA_SSS_EEE_LL (CREMA-D naming)"))
-            continue
         actor, sentence, emotion, level = m.groups()
         if emotion not in EMOTION_CODES or level not in LEVELS:
             bad = f"emotion {emotion}" if emotion not in EMOTION_CODES else f"level {level}"

@@ -19,7 +19,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from video_emotion.datasets.common import DatasetError, file_kind, reject, walk_files
+from video_emotion.datasets.common import DatasetError, named_videos, reject
 from video_emotion.labels import EMOTIONS
 
 LABELS = EMOTIONS + ("neutral", "calm")
@@ -42,16 +42,8 @@ def scan(root: Path, options: dict) -> tuple[list[dict], list[dict]]:
             f"dataset_options.vocal_channels = {channels!r}; use a list drawn from [speech, song], e.g. [speech]"
         )
     rows, rejected = [], []
-    for path, parts in walk_files(root):
+    for path, parts, m in named_videos(root, NAME, "MM-VV-EE-II-SS-RR-AA (RAVDESS naming)", rejected):
         *dirs, name = parts
-        kind = file_kind(name)
-        if kind != "video":
-            rejected.append(reject(path, "audio-only file" if kind == "audio" else "not a video file"))
-            continue
-        m = NAME.match(Path(name).stem)
-        if m is None:
-            rejected.append(reject(path, "name is not MM-VV-EE-II-SS-RR-AA (RAVDESS naming)"))
-            continue
         modality, channel, emotion, intensity, statement, repetition, actor = m.groups()
         problem = (
             "audio-only (modality 03)" if modality == "03"

@@ -11,7 +11,7 @@ from matplotlib.image import imread
 
 from video_emotion.faces import FacePipeline, make_backend, process_shard
 from video_emotion.faces.backends import DlibBackend, FaceAlignmentBackend
-from video_emotion.faces.track import FaceTracker, LandmarkFilter
+from video_emotion.faces.track import ChunkTracker, FaceTracker, LandmarkFilter
 from video_emotion.frames import extract_frames, ffmpeg_exe
 from video_emotion.io import read_parquet_metadata
 
@@ -253,3 +253,84 @@ def test_face_alignment_loads_offline_and_batches(fa_weights):
     result = FacePipeline({"backend": "face_alignment", "batch_size": 3, "min_detection_rate": 0.0},
                           backend=backend).process(frames)
     assert result.backend == "face_alignment" and result.crops.shape == (5, 64, 64, 3)
+
+
+def record_calls(monkeypatch, obj, method):
+    """Wrap ``obj.method`` so that the batch length of each call (its first argument) is recorded."""
+    calls, inner = [], getattr(obj, method)
+
+    def wrapped(batch, *args, **kwargs):
+        calls.append(len(batch))
+        return inner(batch, *args, **kwargs)
+
+    monkeypatch.setattr(obj, method, wrapped)
+    return calls
+
+
+def test_face_alignment_pipeline_runs_fan_once_per_chunk(fa_weights, dlib_backend, monkeypatch):
+    # face-alignment's dlib detector finds the real face; FAN (random weights) is the unit under test
+    backend = make_backend("face_alignment", device="cpu", fa_detector="dlib", batch_size=6)
+    assert backend.batched and not dlib_backend.batched and not backend.batch_detect
+    fan = record_calls(monkeypatch, backend, "landmarks")
+    detector = record_calls(monkeypatch, backend, "detect_batch")
+    frames = moving(hopper(), n=14)
+    params = {"batch_size": 6, "detect_every": 3, "detect_scale": 1.0, "min_detection_rate": 0.0}
+    result = FacePipeline({"backend": "face_alignment", **params}, backend=backend).process(iter(frames))
+    assert fan == [6, 6, 2]  # one FAN call per chunk, the whole chunk in it
+    keys = [0, 3, 5, 6, 9, 11, 12, 13]  # every 3rd frame and each chunk's last
+    assert detector == [3, 3, 2] and result.detected.all()
+    np.testing.assert_allclose(result.boxes[keys], [backend.detect(frames[i])[0][0] for i in keys])
+    for i, (a, b) in {1: (0, 3), 2: (0, 3), 4: (3, 5), 7: (6, 9), 10: (9, 11)}.items():
+        w = (i - a) / (b - a)
+        np.testing.assert_allclose(result.boxes[i], (1 - w) * result.boxes[a] + w * result.boxes[b], atol=1e-3)
+    reference = FacePipeline({"backend": "dlib", **params}, backend=dlib_backend).process(iter(frames))
+    assert result.backend == "face_alignment" and reference.backend == "dlib"
+    for name in ("crops", "landmarks", "landmarks_crop", "boxes", "scores", "detected"):
+        got, want = getattr(result, name), getattr(reference, name)
+        assert got.shape == want.shape and got.dtype == want.dtype, name
+
+
+def test_face_alignment_detects_a_batch_in_one_pass(fa_weights, monkeypatch):
+    backend = make_backend("face_alignment", device="cpu", fa_detector="sfd", batch_size=4)
+    assert backend.batch_detect
+    passes = record_calls(monkeypatch, backend.fa.face_detector, "detect_from_batch")
+    images = [np.ascontiguousarray(f[::2, ::2]) for f in moving(astronaut(), n=3)]
+    batched = backend.detect_batch(images)
+    assert passes == [3] and len(batched) == 3
+    for (boxes, scores), image in zip(batched, images, strict=True):
+        one_boxes, one_scores = backend.detect(image)
+        assert boxes.dtype == scores.dtype == np.float32 and boxes.shape == (len(scores), 4)
+        order, one_order = np.lexsort(boxes.T), np.lexsort(one_boxes.T)
+        np.testing.assert_allclose(boxes[order], one_boxes[one_order], atol=1e-2)
+        np.testing.assert_allclose(scores[order], one_scores[one_order], atol=1e-4)
+
+
+class StubBackend:
+    """A face (box 100..200) on frames that are not blank; landmarks spread over the box."""
+
+    batched = True
+
+    def __init__(self):
+        self.detected, self.landmarked = [], []
+
+    def detect_batch(self, images):
+        self.detected.append(len(images))
+        face = np.array([[100, 100, 200, 200]], np.float32), np.ones(1, np.float32)
+        return [face if image.std() > 0 else (np.zeros((0, 4), np.float32), np.zeros(0, np.float32))
+                for image in images]
+
+    def landmarks(self, images, boxes):
+        self.landmarked.append(len(images))
+        grid = np.stack(np.meshgrid(np.linspace(0, 1, 17), np.linspace(0, 1, 4)), -1).reshape(-1, 2)[:68]
+        return np.stack([b[:2] + grid * (b[2:] - b[:2]) for b in boxes]).astype(np.float32)
+
+
+def test_chunk_tracker_detects_between_keys_where_a_key_has_no_face():
+    frames = np.random.default_rng(0).integers(0, 256, (10, 300, 300, 3), np.uint8)
+    frames[2:4] = 0  # key frame 3 has no face: frames 1, 2, 4, 5 are detected too
+    backend = StubBackend()
+    steps = list(ChunkTracker(backend, batch_size=10, detect_every=3, detect_scale=1.0).run(iter(frames)))
+    assert backend.detected == [4, 4] and backend.landmarked == [8]
+    assert [t for t, s in enumerate(steps) if s[3] is None] == [2, 3]
+    assert all(s[1] is None and s[2] == 0.0 for s in steps[2:4])
+    np.testing.assert_allclose(steps[7][1], [100, 100, 200, 200], atol=1e-3)  # interpolated between 6 and 9

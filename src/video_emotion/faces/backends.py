@@ -8,7 +8,10 @@ Both give the iBUG 68-point landmarks in source pixels:
 - ``auto``: face_alignment when its weights are present, else dlib.
 
 A backend has ``name``, ``versions``, ``detect(image) -> (boxes (N,4), scores (N,))`` and
-``landmarks(images, boxes) -> (N,68,2)``, one box per image, batched where the backend can batch.
+``landmarks(images, boxes) -> (N,68,2)``, one box per image, batched where the backend can batch. A backend with
+``batched = True`` (face_alignment) also has ``detect_batch(images) -> [(boxes, scores), ...]``, and the pipeline
+then hands it whole chunks of frames (:class:`~video_emotion.faces.track.ChunkTracker`) instead of one frame at a
+time (:class:`~video_emotion.faces.track.FaceTracker`, for dlib).
 """
 
 from __future__ import annotations
@@ -67,6 +70,7 @@ class DlibBackend:
     faces down to ~40 px instead of ~80 px, at 4x the cost)."""
 
     name = "dlib"
+    batched = False  # landmarks frame by frame, each frame's box from the previous frame's landmarks
 
     def __init__(self, upsample: int = 1):
         import dlib
@@ -98,6 +102,7 @@ class FaceAlignmentBackend:
     """
 
     name = "face_alignment"
+    batched = True  # the pipeline sends whole chunks of frames to detect_batch and landmarks
 
     def __init__(self, device: str = "cpu", detector: str = "sfd", batch_size: int = 16):
         missing = missing_fa_weights(detector)
@@ -107,6 +112,7 @@ class FaceAlignmentBackend:
                 "(face-alignment 1.5 file names) or use the dlib backend (faces.backend: dlib)")
         import face_alignment
         import torch
+        from face_alignment.detection.core import FaceDetector
 
         kwargs = {}
         if detector == "dlib" and "cuda" in device:  # dlib's CNN detector: the copy face-recognition-models ships
@@ -116,16 +122,33 @@ class FaceAlignmentBackend:
             face_detector_kwargs=kwargs, flip_input=False, compile=not device.startswith("cpu"),
             max_batch_size=batch_size)
         self.device, self.batch_size, self.detector_name = device, batch_size, detector
+        # sfd and blazeface detect a batch in one pass; the base class (dlib's detector) only raises
+        self.batch_detect = (type(self.fa.face_detector).detect_from_batch
+                             is not FaceDetector.detect_from_batch)
         self.versions = {"face_alignment": face_alignment.__version__, "torch": torch.__version__,
                          "detector": detector}
 
-    def detect(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        found = self.fa.face_detector.detect_from_image(image.copy())
+    @staticmethod
+    def _boxes(found) -> tuple[np.ndarray, np.ndarray]:
+        """face-alignment's detections (x0, y0, x1, y1[, score] each) as ``(boxes, scores)``."""
         if len(found) == 0:
             return np.zeros((0, 4), np.float32), np.zeros(0, np.float32)
         found = np.asarray(found, np.float32).reshape(len(found), -1)
         scores = found[:, 4] if found.shape[1] > 4 else np.ones(len(found), np.float32)
         return found[:, :4], scores.astype(np.float32)
+
+    def detect(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return self._boxes(self.fa.face_detector.detect_from_image(image.copy()))
+
+    def detect_batch(self, images: Sequence[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray]]:
+        """``detect`` on equally sized images, in one pass of the detector where it can batch."""
+        if not self.batch_detect or len(images) < 2:
+            return [self.detect(image) for image in images]
+        import torch
+
+        batch = torch.from_numpy(np.stack(images).transpose(0, 3, 1, 2).astype(np.float32))  # RGB, as detect
+        with torch.no_grad():
+            return [self._boxes(found) for found in self.fa.face_detector.detect_from_batch(batch)]
 
     def landmarks(self, images: Sequence[np.ndarray], boxes: np.ndarray) -> np.ndarray:
         import torch

@@ -1,7 +1,8 @@
 """The faces stage: frames -> followed face -> landmarks -> aligned crops, per video and per shard.
 
 :class:`FacePipeline` holds one backend (one model load) and processes a stream of frames with bounded memory:
-frames wait only in a short lookahead buffer (``max_gap + 1 + smooth`` frames). :func:`process_shard`
+frames wait only in a short lookahead buffer (``max_gap + 1 + smooth`` frames, plus one chunk of ``batch_size``
+frames for a batched backend). :func:`process_shard`
 runs it over the frames folders of one shard and writes the HDF5 file, the QC table and a montage.
 """
 
@@ -19,7 +20,7 @@ import numpy as np
 
 from video_emotion.faces.align import TEMPLATE, align_face
 from video_emotion.faces.backends import make_backend
-from video_emotion.faces.track import FaceTracker, LandmarkFilter
+from video_emotion.faces.track import ChunkTracker, FaceTracker, LandmarkFilter
 from video_emotion.io import atomic_path, read_json, write_parquet
 
 log = logging.getLogger(__name__)
@@ -37,7 +38,7 @@ DEFAULTS = {
     "max_gap": 12,                # gaps up to this many frames are interpolated
     "min_detection_rate": 0.5,    # a video with fewer frames with a face is rejected
     "fa_detector": "sfd",         # face_alignment's detector: sfd | blazeface | dlib
-    "batch_size": 16,             # face_alignment: faces per FAN forward pass
+    "batch_size": 16,             # face_alignment: frames per chunk (one FAN call each)
     "upsample": 1,                # dlib HOG upsampling of the detection image
 }
 QC_COLUMNS = ["video_id", "n_frames", "detection_rate", "mean_score", "max_gap", "backend", "status", "reason"]
@@ -82,11 +83,14 @@ class FacePipeline:
     def iter_process(self, frames: Iterable[np.ndarray]) -> Iterator[tuple]:
         """Yield per frame, in order: ``(crop, landmarks, landmarks_crop, box, score, detected)``."""
         p = self.params
-        tracker = FaceTracker(self.backend, p["detect_every"], p["detect_scale"], p["redetect_threshold"])
+        if getattr(self.backend, "batched", False):  # chunks of frames through one landmark call each
+            steps = ChunkTracker(self.backend, p["batch_size"], p["detect_every"], p["detect_scale"]).run(frames)
+        else:  # frame by frame, each box from the previous frame's landmarks
+            tracker = FaceTracker(self.backend, p["detect_every"], p["detect_scale"], p["redetect_threshold"])
+            steps = ((frame, *tracker.update(frame)[:3]) for frame in frames)
         smoother = LandmarkFilter(p["max_gap"], p["smooth"])
         waiting: deque = deque()  # (frame, box, score, detected) until its landmarks are final
-        for frame in frames:
-            box, score, landmarks, _ = tracker.update(frame)
+        for frame, box, score, landmarks in steps:
             waiting.append((frame, box, score, landmarks is not None))
             yield from self._finish(smoother.push(landmarks), waiting)
         yield from self._finish(smoother.flush(), waiting)

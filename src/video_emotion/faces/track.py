@@ -8,12 +8,18 @@ landmarks with the patch at the last detection: when it falls below ``redetect_t
 lost) it detects again at once on that frame. With several faces it keeps the one overlapping its current box;
 with no current box it takes the largest, most central face, so the same person is followed throughout.
 
+:class:`ChunkTracker` does the same for backends that landmark many frames at once (FAN on a GPU): per chunk of
+frames it detects on every ``detect_every``-th frame, interpolates the boxes in between and landmarks the whole
+chunk in one call.
+
 :class:`LandmarkFilter` turns the per-frame landmarks (``None`` where no face) into final ones, with a bounded
 lookahead: gaps of at most ``max_gap`` frames are interpolated linearly between the faces around them, longer gaps
 hold the nearest face, and a centred moving average of radius ``smooth`` frames removes jitter (0 = raw).
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
 
 import cv2
 import numpy as np
@@ -40,6 +46,29 @@ def pick_target(boxes: np.ndarray, width: int, height: int) -> int:
     dist = np.hypot(centres[:, 0] - width / 2, centres[:, 1] - height / 2) / (np.hypot(width, height) / 2)
     area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
     return int(np.argmax(area * np.clip(1.0 - dist, 0.05, None)))
+
+
+def choose_face(boxes: np.ndarray, scores: np.ndarray, previous: np.ndarray | None, width: int,
+                height: int) -> tuple[np.ndarray | None, float]:
+    """``(box, score)`` of the followed face among detections in frame pixels, ``(None, 0.0)`` when there are
+    none: the one overlapping ``previous`` (the followed box) most, else the largest, most central one."""
+    if len(boxes) == 0:
+        return None, 0.0
+    best = -1
+    if previous is not None:
+        overlaps = [iou(previous, b) for b in boxes]
+        best = int(np.argmax(overlaps)) if max(overlaps) >= MIN_IOU else -1
+    if best < 0:
+        best = pick_target(boxes, width, height)
+    return boxes[best].astype(np.float32), float(scores[best])
+
+
+def downscale(frame: np.ndarray, scale: float) -> np.ndarray:
+    """The frame resized by ``scale`` for the detector (contiguous, as it is at 1.0)."""
+    if scale == 1.0:
+        return np.ascontiguousarray(frame)
+    h, w = frame.shape[:2]
+    return cv2.resize(frame, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
 
 
 def landmark_box(landmarks: np.ndarray) -> np.ndarray:
@@ -96,30 +125,91 @@ class FaceTracker:
     def _detect(self, frame: np.ndarray):
         self.n_detections += 1
         self.since_detect = 0
-        if self.scale == 1.0:
-            small = np.ascontiguousarray(frame)
-        else:
-            h, w = frame.shape[:2]
-            size = (max(1, round(w * self.scale)), max(1, round(h * self.scale)))
-            small = cv2.resize(frame, size, interpolation=cv2.INTER_AREA)
-        boxes, scores = self.backend.detect(small)
-        if len(boxes) == 0:
+        boxes, scores = self.backend.detect(downscale(frame, self.scale))
+        box, score = choose_face(boxes / self.scale, scores, self.box, frame.shape[1], frame.shape[0])
+        if box is None:
             self.box = None
             return None, 0.0, None, True
-        boxes = boxes / self.scale
-        best = -1
-        if self.box is not None:
-            overlaps = [iou(self.box, b) for b in boxes]
-            best = int(np.argmax(overlaps)) if max(overlaps) >= MIN_IOU else -1
-        if best < 0:
-            best = pick_target(boxes, frame.shape[1], frame.shape[0])
-        box, self.score = boxes[best].astype(np.float32), float(scores[best])
+        self.score = score
         landmarks = self.backend.landmarks([frame], box[None])[0]
         lbox = landmark_box(landmarks)
         self._offset = (box - lbox) / np.maximum(np.tile(lbox[2:] - lbox[:2], 2), 1.0)
         self._reference = patch(frame, lbox)
         self.box = self._next_box(landmarks)
         return box, self.score, landmarks, True
+
+
+class ChunkTracker:
+    """The followed face for backends that landmark many frames at once (``backend.batched``), one chunk of
+    ``batch_size`` frames at a time: ``run(frames)`` yields ``(frame, box or None, score, landmarks or None)``.
+
+    In each chunk the detector (``backend.detect_batch``) sees the frames at every ``detect_every``-th index of the
+    video and the chunk's last frame; the followed face is chosen as :class:`FaceTracker` chooses it. Between two
+    such frames the box and score are interpolated linearly; where either has no face, or the two boxes are not
+    the same face (IoU under ``MIN_IOU``), the frames in between are detected as well. Then all boxes of the
+    chunk go through ``backend.landmarks`` in one call. Frames wait only within their chunk.
+    """
+
+    def __init__(self, backend, batch_size: int = 16, detect_every: int = 5, detect_scale: float = 0.5):
+        self.backend = backend
+        self.batch_size = max(1, int(batch_size))
+        self.detect_every = max(1, int(detect_every))
+        self.scale = float(detect_scale)
+        self.start = 0  # video index of the chunk's first frame
+        self.last: tuple[np.ndarray | None, float] | None = None  # the previous chunk's last frame: (box, score)
+        self.n_detections = 0
+
+    def run(self, frames: Iterable[np.ndarray]) -> Iterator[tuple]:
+        chunk: list[np.ndarray] = []
+        for frame in frames:
+            chunk.append(frame)
+            if len(chunk) == self.batch_size:
+                yield from self._chunk(chunk)
+                chunk = []
+        if chunk:
+            yield from self._chunk(chunk)
+
+    def _detect(self, frames: list[np.ndarray], indices: list[int], found: dict) -> None:
+        """Detect on ``frames[indices]`` (one batch) and put the followed face of each into ``found``."""
+        self.n_detections += len(indices)
+        h, w = frames[0].shape[:2]
+        results = self.backend.detect_batch([downscale(frames[i], self.scale) for i in indices])
+        for i, (boxes, scores) in zip(indices, results, strict=True):
+            previous = found[max(j for j in found if j < i)][0] if any(j < i for j in found) else None
+            found[i] = choose_face(boxes / self.scale, scores, previous, w, h)
+
+    def _chunk(self, frames: list[np.ndarray]) -> Iterator[tuple]:
+        n = len(frames)
+        found = {} if self.last is None else {-1: self.last}  # chunk index -> (box or None, score)
+        self._detect(frames, sorted({i for i in range(n) if (self.start + i) % self.detect_every == 0} | {n - 1}),
+                     found)
+        known = sorted(found)
+        between = [i for a, b in zip(known, known[1:], strict=False) if b - a > 1
+                   and (found[a][0] is None or found[b][0] is None or iou(found[a][0], found[b][0]) < MIN_IOU)
+                   for i in range(a + 1, b)]
+        if between:
+            self._detect(frames, between, found)
+            known = sorted(found)
+        boxes, scores = [], []
+        for i in range(n):
+            if i in found:
+                box, score = found[i]
+            else:  # a box on each side, the same face: interpolate
+                k = int(np.searchsorted(known, i))
+                a, b = known[k - 1], known[k]
+                w = (i - a) / (b - a)
+                box = ((1 - w) * found[a][0] + w * found[b][0]).astype(np.float32)
+                score = (1 - w) * found[a][1] + w * found[b][1]
+            boxes.append(box)
+            scores.append(float(score))
+        have = [i for i in range(n) if boxes[i] is not None]
+        landmarks = {}
+        if have:  # one landmark call for the whole chunk
+            out = self.backend.landmarks([frames[i] for i in have], np.stack([boxes[i] for i in have]))
+            landmarks = dict(zip(have, out, strict=True))
+        self.last, self.start = found[n - 1], self.start + n
+        for i, frame in enumerate(frames):
+            yield frame, boxes[i], scores[i], landmarks.get(i)
 
 
 class LandmarkFilter:

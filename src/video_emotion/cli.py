@@ -125,7 +125,7 @@ def cmd_report(args: argparse.Namespace) -> None:
 def cmd_predict(args: argparse.Namespace) -> None:
     from video_emotion.predict import predict
 
-    predict(args.video, args.model, args.out, window=args.window, stride=args.stride)
+    predict(args.video, args.model, args.out, window=args.window, stride=args.stride, device=args.device)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -192,6 +192,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=Path("results/predict"))
     p.add_argument("--window", type=int, help="frames per clip (default: the checkpoint's clip length)")
     p.add_argument("--stride", type=int, help="frames between clip starts (default: half a window)")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda")
     return parser
 
 

@@ -66,7 +66,8 @@ def run(tmp_path_factory) -> Path:
     noface = data / "subject 2" / "fear" / "sentence 2" / "s2_fe_2.avi"
     noface.parent.mkdir(parents=True)
     write_no_face_video(noface)
-    (work / "config.yaml").write_text(yaml.safe_dump({**TINY, "dataset_root": str(data)}))
+    predict = {"videos": [str(data / "subject 3" / "surprise" / "sentence 1" / "s3_su_1.avi")]}
+    (work / "config.yaml").write_text(yaml.safe_dump({**TINY, "dataset_root": str(data), "predict": predict}))
     snakemake(work)
     return work
 
@@ -112,6 +113,20 @@ def job_stats(out: str) -> dict[str, int]:
             return stats
         stats[name] = int(count)
     raise AssertionError(f"no job stats in:\n{out}")
+
+
+@pytest.mark.slow
+def test_an_evaluation_setting_reruns_evaluation_only(run: Path) -> None:
+    out = snakemake(run, "-n", "--config", "evaluate={clips_per_video: 3}").stdout
+    assert job_stats(out) == {"evaluate": 3, "metrics": 1, "report": 1, "all": 1}, out
+
+
+@pytest.mark.slow
+def test_predict_rule_writes_a_timeline_for_each_listed_video(run: Path) -> None:
+    timeline = pd.read_parquet(run / "results" / "predict" / "s3_su_1.timeline.parquet")
+    assert {"time_s", "pred", "face_found", "p_surprise"} <= set(timeline.columns)
+    assert timeline["face_found"].all()
+    assert (run / "results" / "predict" / "s3_su_1.timeline.png").stat().st_size > 0
 
 
 def test_a_wrong_config_value_is_refused_with_its_name(tmp_path: Path) -> None:

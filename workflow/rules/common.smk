@@ -5,10 +5,27 @@ import os
 from pathlib import Path
 
 import pandas as pd
+import yaml
 from snakemake.utils import validate
 
 from video_emotion.io import safe_name
 from video_emotion.report import FIGURES as REPORT_FIGURES
+
+
+
+def _typed(value):
+    """`--config section={key: 3}` reaches us with every nested scalar as a string (Snakemake reads it with YAML's
+    BaseLoader); read such strings again with the full YAML loader so that 3 is a number and true a boolean."""
+    if isinstance(value, dict):
+        return {k: _typed(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_typed(v) for v in value]
+    return yaml.safe_load(value) if isinstance(value, str) and value.strip() else value
+
+
+for _key, _value in list(config.items()):
+    if isinstance(_value, (dict, list)):
+        config[_key] = _typed(_value)
 
 validate(config, schema="../schemas/config.schema.yaml")
 
@@ -85,6 +102,11 @@ def all_histories(wildcards):
 
 def all_checkpoints(wildcards):
     return expand("results/models/{model}/fold{fold}/best.pt", model=MODELS, fold=folds())
+
+
+def faces_gpus(wildcards):
+    """1 when face-alignment runs on CUDA (config faces.device), else 0: what a cluster job must ask for."""
+    return int(str(config["faces"]["device"]).startswith("cuda"))
 
 
 def train_params(wildcards):

@@ -15,6 +15,8 @@ rule faces:
     benchmark:
         "results/benchmarks/faces/{shard}.tsv"
     threads: 1
+    resources:
+        gpu=faces_gpus,
     shell:
         "video-emotion faces --manifest {input.manifest:q} --shard {wildcards.shard} --frames-root results/frames"
         " --out {output.h5:q} --qc {output.qc:q} --params {params.faces:q} > {log:q} 2>&1"

@@ -9,6 +9,8 @@ rule frames:
         "../../envs/frames.yaml"
     log:
         "logs/frames/{video_id}.log",
+    benchmark:
+        "results/benchmarks/frames/{video_id}.tsv"
     group:
         "frames"
     shell:

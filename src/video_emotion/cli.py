@@ -96,7 +96,13 @@ def cmd_train(args: argparse.Namespace) -> None:
     if args.nproc > 1 and "LOCAL_RANK" not in os.environ:
         # Re-launch this very command under torchrun, one process per GPU; train() detects DDP from the environment.
         torchrun = shutil.which("torchrun") or "torchrun"
-        argv = [torchrun, "--standalone", f"--nproc-per-node={args.nproc}", "-m", "video_emotion.cli", *sys.argv[1:]]
+        # The workers run the same command without --nproc: torchrun's environment tells them their rank.
+        rest, skip = [], False
+        for arg in sys.argv[1:]:
+            if not skip and not arg.startswith("--nproc"):
+                rest.append(arg)
+            skip = arg == "--nproc"
+        argv = [torchrun, "--standalone", f"--nproc-per-node={args.nproc}", "-m", "video_emotion.cli", *rest]
         log.info("launching %s", " ".join(argv))
         os.execvp(argv[0], argv)
     from video_emotion.train import train
@@ -170,7 +176,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", required=True)
     p.add_argument("--fold", type=int, required=True)
     p.add_argument("--out", type=Path, required=True)
-    p.add_argument("--nproc", type=int, default=1, help="processes (GPUs) for torchrun DDP; 1 = plain run")
+    p.add_argument("--nproc", type=int, default=1,
+                   help="processes (GPUs) for torchrun DDP; 1 = plain run (give it as `--nproc N`)")
 
     p = add("evaluate", cmd_evaluate, "predict the test fold; write predictions.parquet")
     p.add_argument("--cache", type=Path, required=True)

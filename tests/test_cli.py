@@ -1,0 +1,54 @@
+"""The `video-emotion` command line: what the workflow's rules call."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+from test_cache import make_cache
+
+CLI = [sys.executable, "-m", "video_emotion.cli"]
+
+
+def run(*args: str, check: bool = True) -> subprocess.CompletedProcess:
+    proc = subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=600)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{args} failed:\n{proc.stdout}\n{proc.stderr[-4000:]}")
+    return proc
+
+
+def test_train_with_nproc_2_relaunches_under_torchrun_and_writes_once(tmp_path: Path) -> None:
+    cache = make_cache(tmp_path, clip_len=4)
+    out = tmp_path / "model"
+    params = {"train": {"epochs": 2, "batch_size": 4}, "model_kwargs": {"width": 4, "layers": [1, 1, 1, 1]},
+              "folds": {"val_subjects": 1}}
+    proc = run("--threads", "1", "train", "--cache", str(cache), "--model", "res_att", "--fold", "0",
+               "--out", str(out), "--nproc", "2", "--params", json.dumps(params))
+    assert "torchrun" in proc.stderr
+    assert "on cpu x2" in proc.stderr  # both processes joined one DDP group
+    history = pd.read_parquet(out / "history.parquet")
+    assert list(history["epoch"]) == [1, 2]
+    assert (out / "best.pt").exists() and (out / "last.pt").exists()
+
+
+def test_manifest_without_out_prints_the_summary_only(tmp_path: Path) -> None:
+    root = tmp_path / "data"
+    for subject in (1, 2):
+        folder = root / f"subject {subject}" / "anger" / "sentence 1"
+        folder.mkdir(parents=True)
+        (folder / f"s{subject}_an_1.avi").write_bytes(b"")
+    proc = run("manifest", str(root), "--dataset", "enterface05")
+    assert "anger" in proc.stdout
+    assert not list(tmp_path.rglob("*.parquet"))
+
+
+def test_bad_input_exits_with_a_message_naming_it(tmp_path: Path) -> None:
+    proc = run("manifest", str(tmp_path / "missing"), "--dataset", "enterface05", check=False)
+    assert proc.returncode != 0
+    assert "missing" in proc.stderr and "Traceback" not in proc.stderr
+    proc = run("frames", str(tmp_path / "x.avi"), str(tmp_path / "f"), "--params", "{not json", check=False)
+    assert proc.returncode != 0 and "--params" in proc.stderr

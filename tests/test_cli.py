@@ -8,7 +8,6 @@ import sys
 from pathlib import Path
 
 import pandas as pd
-
 from test_cache import make_cache
 
 CLI = [sys.executable, "-m", "video_emotion.cli"]

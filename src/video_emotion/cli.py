@@ -138,6 +138,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="video-emotion", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     parser.add_argument("--threads", type=int, help="CPU threads for torch and OpenMP (default: all)")
+    parser.add_argument("--gpus", type=int, default=0,
+                        help="GPUs this job may use: claims that many free GPUs unless CUDA_VISIBLE_DEVICES is set")
     sub = parser.add_subparsers(dest="command", required=True)
 
     def add(name: str, func, help: str) -> argparse.ArgumentParser:
@@ -207,6 +209,10 @@ def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     if args.threads:  # before torch is imported, so that it takes effect
         os.environ["OMP_NUM_THREADS"] = str(args.threads)
+    if args.gpus and "LOCAL_RANK" not in os.environ:  # torchrun's workers inherit the launcher's claim
+        from video_emotion.gpus import claim_gpus
+
+        log.info("GPUs: %s", claim_gpus(args.gpus) or os.environ.get("CUDA_VISIBLE_DEVICES", "none"))
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:

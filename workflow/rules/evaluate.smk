@@ -13,8 +13,10 @@ rule evaluate:
     benchmark:
         "results/benchmarks/evaluate/{model}_fold{fold}.tsv"
     threads: 1
+    resources:
+        gpu=0,
     shell:
-        "video-emotion --threads {threads} evaluate --cache {input.cache:q} --checkpoint {input.checkpoint:q}"
+        "video-emotion --threads {threads} --gpus {resources.gpu} evaluate --cache {input.cache:q} --checkpoint {input.checkpoint:q}"
         " --fold {wildcards.fold} --out {output:q} --params {params.evaluate:q} > {log:q} 2>&1"
 
 

@@ -18,5 +18,5 @@ rule faces:
     resources:
         gpu=faces_gpus,
     shell:
-        "video-emotion faces --manifest {input.manifest:q} --shard {wildcards.shard} --frames-root results/frames"
+        "video-emotion --gpus {resources.gpu} faces --manifest {input.manifest:q} --shard {wildcards.shard} --frames-root results/frames"
         " --out {output.h5:q} --qc {output.qc:q} --params {params.faces:q} > {log:q} 2>&1"

@@ -17,6 +17,6 @@ rule train:
     resources:
         gpu=0,
     shell:
-        "video-emotion --threads {threads} train --cache {input.cache:q} --model {wildcards.model}"
+        "video-emotion --threads {threads} --gpus {resources.gpu} train --cache {input.cache:q} --model {wildcards.model}"
         " --fold {wildcards.fold} --out {params.out:q} --nproc {resources.gpu}"
         " --params {params.train:q} > {log:q} 2>&1"

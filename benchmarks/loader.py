@@ -2,8 +2,10 @@
 
 Measures, on the demo's shapes (70 training videos of 20 frames, 8 x 64 x 64 clips, batch 16):
   raw h5py    random clip reads of the same bytes, no decoding or augmentation (the ceiling);
-  loader      ClipDataset(train=True) through a DataLoader: read, random crop + resize, flip, jitter, normalise;
-  step        res_att (the demo size) forward + backward + AdamW step on the CPU;
+  loader      ClipDataset(train=True) through a DataLoader: read, random crop + resize, flip, draw the jitter;
+              items are uint8 clips (a quarter of float32's bytes to move between processes);
+  step        normalize_clip on the uint8 batch (jitter + normalisation, where training runs it), then res_att (the
+              demo size) forward + backward + AdamW step on the CPU;
 and prints the limit beside each figure (loader >= 10x step rate), then an on-paper estimate of the loader rate
 one H200 needs for the paper-size model.
 
@@ -28,7 +30,7 @@ from torch.utils.data import DataLoader
 sys.path.insert(0, str(Path(__file__).parent))
 from cache_layout import face_videos, read_rate  # noqa: E402
 
-from video_emotion.cache import ClipDataset, read_index  # noqa: E402
+from video_emotion.cache import ClipDataset, normalize_clip, read_index  # noqa: E402
 from video_emotion.models import create_model  # noqa: E402
 
 DEMO_MODEL = {"width": 8, "layers": (1, 1, 1, 1)}
@@ -61,7 +63,7 @@ def loader_rate(cache: Path, clip_len: int, workers: int, batch: int, epochs: in
         pass
     n, t0 = 0, time.perf_counter()
     for _ in range(epochs):
-        for x, _, _ in loader:
+        for x, _, _, _ in loader:
             n += len(x)
     return n / (time.perf_counter() - t0)
 
@@ -70,11 +72,13 @@ def step_rate(model_kwargs: dict, clip: tuple[int, int, int], batch: int, steps:
     torch.manual_seed(0)
     model = create_model("res_att", 6, **model_kwargs)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
-    x, y = torch.randn(batch, 3, *clip), torch.randint(0, 6, (batch,))
+    frames = torch.randint(0, 256, (batch, *clip, 3), dtype=torch.uint8)
+    gain, bias = 1 + 0.1 * torch.rand(batch, dtype=torch.float64), 0.1 * torch.rand(batch, dtype=torch.float64)
+    y = torch.randint(0, 6, (batch,))
     for i in range(steps + 1):
         if i == 1:
             t0 = time.perf_counter()  # the first step warms up
-        loss = torch.nn.functional.cross_entropy(model(x), y)
+        loss = torch.nn.functional.cross_entropy(model(normalize_clip(frames, gain, bias)), y)
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -125,14 +129,16 @@ def main() -> None:
     peak, mfu = 989e12, 0.35  # H200 dense bf16 tensor-core peak; a fair utilisation for 3D convolutions
     gpu = peak * mfu / flops
     clip_mb = math.prod(PAPER_CLIP) * 3 / 1e6
-    per_worker = loaders[0]  # one process' augmentation rate at demo size; scale by pixels for 112 x 112
+    per_worker = loaders[0]  # one process' read + crop/flip rate at demo size; scale by pixels for 112 x 112
     per_worker_paper = per_worker * (args.clip_len * size * size) / math.prod(PAPER_CLIP)
     print(f"\nOn paper, one H200, paper-size res_att (P3D-ResNet-50 trunk + attention), clips {PAPER_CLIP}:")
     print(f"  {flops / 1e9:.0f} GFLOP per training clip (3x forward); at {mfu:.0%} of {peak / 1e12:.0f} TFLOP/s "
           f"bf16 -> about {gpu:.0f} clips/s")
     print(f"  the loader must deliver >= {gpu:.0f} clips/s = {gpu * clip_mb:.0f} MB/s of uint8 frames from the cache")
     print(f"  one CPU loader process here does ~{per_worker_paper:.0f} paper-size clips/s (scaled by pixels) -> "
-          f"about {math.ceil(gpu / max(per_worker_paper, 1e-9))} workers; or move crop/flip/jitter to the GPU")
+          f"about {math.ceil(gpu / max(per_worker_paper, 1e-9))} workers")
+    print("  jitter + normalisation already run on the training device (normalize_clip on the uint8 batch); "
+          "crop/flip could follow")
 
 
 if __name__ == "__main__":

@@ -11,7 +11,16 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from video_emotion.cache import MEAN, STD, ClipDataset, build_cache, clip_starts, qc_path, read_index
+from video_emotion.cache import (
+    MEAN,
+    STD,
+    ClipDataset,
+    build_cache,
+    clip_starts,
+    normalize_clip,
+    qc_path,
+    read_index,
+)
 from video_emotion.io import write_parquet
 from video_emotion.labels import EMOTIONS
 
@@ -130,14 +139,33 @@ def test_eval_clips_evenly_spaced_and_normalised(tmp_path):
     index, _ = read_index(out)
     with h5py.File(out, "r") as f:
         for i in (0, 1, 2, 7):
-            x, y, v = ds[i]
-            assert x.shape == (3, 4, 16, 16) and x.dtype == torch.float32
-            assert y == index["label"][v] and v == i // 3
+            frames, y, v, jitter = ds[i]
+            assert frames.shape == (4, 16, 16, 3) and frames.dtype == torch.uint8
+            assert y == index["label"][v] and v == i // 3 and jitter.tolist() == [1.0, 0.0]
             start = int(index["start"][v]) + ds.clip_start(i)
-            raw = torch.from_numpy(f["frames"][start:start + 4]).permute(3, 0, 1, 2).float() / 255
+            assert torch.equal(frames, torch.from_numpy(f["frames"][start:start + 4]))
+            x = normalize_clip(frames, *jitter)
+            assert x.shape == (3, 4, 16, 16) and x.dtype == torch.float32
+            raw = frames.permute(3, 0, 1, 2).float() / 255
             torch.testing.assert_close(x, (raw - MEAN[0]) / STD[0])
     # Evaluation is deterministic.
-    torch.testing.assert_close(ds[5][0], ds[5][0])
+    assert torch.equal(ds[5][0], ds[5][0])
+
+
+def test_normalize_batch_equals_each_clip_with_its_jitter():
+    rng = np.random.default_rng(0)
+    frames = torch.from_numpy(rng.integers(0, 256, size=(5, 4, 6, 6, 3), dtype=np.uint8))
+    gain, bias = torch.tensor(rng.uniform(0.9, 1.1, 5)), torch.tensor(rng.uniform(-0.4, 0.4, 5))
+    batch = normalize_clip(frames, gain, bias)
+    assert batch.shape == (5, 3, 4, 6, 6) and batch.dtype == torch.float32
+    assert batch.is_contiguous(memory_format=torch.channels_last_3d)
+    for k in range(5):
+        one = normalize_clip(frames[k].numpy(), float(gain[k]), float(bias[k]))
+        assert torch.equal(batch[k], one)  # bit for bit: batching changes no number
+        expected = ((frames[k].permute(3, 0, 1, 2).double() / 255 - MEAN[0]) / STD[0]) * gain[k] + bias[k]
+        torch.testing.assert_close(one, expected.float())
+    with pytest.raises(ValueError, match="expected frames"):
+        normalize_clip(frames[..., :2])
 
 
 def test_short_video_loops(tmp_path):
@@ -146,8 +174,8 @@ def test_short_video_loops(tmp_path):
     v = int(np.flatnonzero(index["length"] == 3)[0])
     for train in (False, True):
         ds = ClipDataset(out, clip_len=8, train=train, clips_per_video=2)
-        x, _, _ = ds[2 * v]
-        assert x.shape == (3, 8, 16, 16)
+        frames, _, _, _ = ds[2 * v]
+        assert frames.shape == (8, 16, 16, 3)
     raw = ClipDataset(out, clip_len=8).read(v, 0)
     np.testing.assert_array_equal(raw[:3], raw[3:6])
 
@@ -155,16 +183,23 @@ def test_short_video_loops(tmp_path):
 def test_training_augmentation_seeded_by_epoch_not_workers(tmp_path):
     out = make_cache(tmp_path, subjects=2, n_frames=12)
     ds = ClipDataset(out, clip_len=4, train=True, clips_per_video=2, seed=3)
-    a = torch.stack([ds[i][0] for i in range(len(ds))])
+
+    def clips() -> torch.Tensor:
+        return torch.stack([normalize_clip(x, *jitter) for x, _, _, jitter in (ds[i] for i in range(len(ds)))])
+
+    a = clips()
     ds.set_epoch(1)
-    b = torch.stack([ds[i][0] for i in range(len(ds))])
+    b = clips()
     assert not torch.equal(a, b)  # a new epoch draws new clips
     ds.set_epoch(0)
     # Two worker processes (each opening the file itself) give the very same clips as the main process.
     loader = DataLoader(ds, batch_size=5, num_workers=2, shuffle=False)
-    c = torch.cat([x for x, _, _ in loader])
-    torch.testing.assert_close(a, c)
+    c = torch.cat([normalize_clip(x, jitter[:, 0], jitter[:, 1]) for x, _, _, jitter in loader])
+    assert torch.equal(a, c)
     assert a.shape == (24, 3, 4, 16, 16)
+    # Jitter is drawn per clip: gains and biases differ, and stay within +-jitter.
+    jitter = torch.stack([ds[i][3] for i in range(len(ds))])
+    assert jitter[:, 0].unique().numel() > 1 and ((jitter[:, 0] - 1).abs() <= ds.jitter).all()
 
 
 def test_dataset_is_lazy_and_picklable(tmp_path):

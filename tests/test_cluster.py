@@ -30,20 +30,7 @@ from slurm.placeholder import make_enterface_tree  # noqa: E402
 
 pytest.importorskip("snakemake_executor_plugin_slurm", reason="snakemake-executor-plugin-slurm is not installed")
 
-# The tiny configuration of tests/test_workflow.py (3 subjects x 6 emotions, 2 epochs of a width-4 model).
-TINY = {
-    "dataset": "enterface05",
-    "demo": {"subjects": 3, "sentences": 1, "seconds": 1.2, "fps": 25, "width": 240, "height": 180},
-    "folds": {"scheme": "kfold", "k": 3, "val_subjects": 1},
-    "frames": {"fps": 10, "height": 180},
-    "faces": {"crop_size": 32},
-    "cache": {"clip_len": 4},
-    "models": ["res_att"],
-    "model_kwargs": {"res_att": {"width": 4, "layers": [1, 1, 1, 1]}},
-    "train": {"epochs": 2, "batch_size": 8},
-    "evaluate": {"clips_per_video": 2},
-    "metrics": {"bootstrap": 50},
-}
+from test_workflow import TINY  # noqa: E402  (the tiny demo of the local end-to-end test)
 
 
 def profile() -> dict:

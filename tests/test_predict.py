@@ -26,12 +26,7 @@ TINY = {"width": 4, "layers": [1, 1, 1, 1], "heads": 2}
 CLIP = 8
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -33,13 +33,7 @@ def params(epochs: int = 2, **train_kw) -> dict:
     }
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One intra-op thread: quick and steady on a small shared machine (the subprocesses get OMP_NUM_THREADS=1)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -167,20 +167,37 @@ def read_index(h5_path: str | os.PathLike) -> tuple[pd.DataFrame, dict]:
     return pd.DataFrame(cols), attrs
 
 
-def normalize_clip(frames: np.ndarray | torch.Tensor, gain: float = 1.0, bias: float = 0.0) -> torch.Tensor:
-    """uint8 frames (T, H, W, 3) -> normalised float32 tensor (3, T, H, W), then ``x * gain + bias``.
+def normalize_clip(
+    frames: np.ndarray | torch.Tensor, gain: float | torch.Tensor = 1.0, bias: float | torch.Tensor = 0.0
+) -> torch.Tensor:
+    """uint8 frames (T, H, W, 3) or a batch (B, T, H, W, 3) -> normalised float32 (3, T, H, W) or (B, 3, T, H, W).
 
-    The arithmetic runs on the contiguous channels-last array (several times faster than on the permuted
-    tensor); the result is a channels-first view, which batching copies into a contiguous tensor.
+    The one normalisation of the project (training, evaluation, predict, report): ``(x / 255 - MEAN) / STD``, then
+    ``x * gain + bias``. ``gain`` and ``bias`` are numbers or, for a batch, one value per clip (the colour jitter
+    that :class:`ClipDataset` draws). It runs where ``frames`` are: the training loop calls it on the uint8 batch
+    on the training device, so only uint8 frames cross worker processes and the host-device link.
+
+    The arithmetic runs on the channels-last frames (one multiply-add per value); the result is a channels-first
+    view of that memory, i.e. channels_last_3d, the layout the models use (``optimize_for_device``).
     """
-    frames = np.asarray(frames)
-    t, h, w, c = frames.shape
-    # Per-channel constants repeated along the row, so numpy's inner loop runs over W * 3 values, not 3.
-    scale = np.tile(np.array([gain / (255 * s) for s in STD], dtype=np.float32), w)
-    shift = np.tile(np.array([bias - gain * m / s for m, s in zip(MEAN, STD, strict=True)], dtype=np.float32), w)
-    x = frames.reshape(t, h, w * c) * scale
-    x += shift
-    return torch.from_numpy(x.reshape(t, h, w, c)).permute(3, 0, 1, 2)
+    x = torch.as_tensor(frames)
+    batched = x.ndim == 5
+    if not batched:
+        x = x.unsqueeze(0)
+    if x.ndim != 5 or x.shape[-1] != 3:
+        raise ValueError(f"expected frames (T, H, W, 3) or (B, T, H, W, 3), got {tuple(x.shape)}")
+    # Per-clip, per-channel constants in float64, then float32 (as numbers: the same values as in float64 math).
+    gain = torch.as_tensor(gain, dtype=torch.float64).reshape(-1, 1)
+    bias = torch.as_tensor(bias, dtype=torch.float64).reshape(-1, 1)
+    mean = torch.tensor(MEAN, dtype=torch.float64, device=gain.device)
+    std = torch.tensor(STD, dtype=torch.float64, device=gain.device)
+    scale = (gain / (255 * std)).to(x.device, torch.float32)
+    shift = (bias - gain * mean / std).to(x.device, torch.float32)
+    shape = (-1, 1, 1, 1, 3)
+    y = x.to(torch.float32) * scale.reshape(shape)
+    y += shift.reshape(shape)
+    y = y.permute(0, 4, 1, 2, 3)
+    return y if batched else y[0]
 
 
 def clip_starts(length: int, clip_len: int, n: int) -> list[int]:
@@ -192,12 +209,16 @@ def clip_starts(length: int, clip_len: int, n: int) -> list[int]:
 class ClipDataset(torch.utils.data.Dataset):
     """Clips of the videos in an HDF5 clip cache.
 
-    Item ``i`` is clip ``i % clips_per_video`` of video ``i // clips_per_video``: a normalised float tensor
-    (3, clip_len, S, S), the label, and the video's position in :attr:`index`. Training clips start at a random
-    frame and get a random crop (``crop_scale`` to 1 of the side, resized back), a horizontal flip and a mild
-    brightness/contrast jitter (``jitter``); evaluation clips are evenly spaced and unaugmented. Videos shorter than a clip
-    loop. Randomness comes from ``(seed, epoch, i)`` only, so it does not depend on the workers; call
-    :meth:`set_epoch` before each epoch.
+    Item ``i`` is clip ``i % clips_per_video`` of video ``i // clips_per_video``: the uint8 frames
+    (clip_len, S, S, 3), the label, the video's position in :attr:`index`, and the clip's colour jitter as a float64
+    tensor ``(gain, bias)``. :func:`normalize_clip` turns a batch of them into the model's input:
+    ``normalize_clip(frames, jitter[:, 0], jitter[:, 1])``, on the training device. Items stay uint8 (a quarter of
+    the float32 bytes) because moving clips between processes, not augmenting them, is what limits the loader.
+
+    Training clips start at a random frame and get a random crop (``crop_scale`` to 1 of the side, resized back),
+    a horizontal flip (both on the uint8 frames) and a mild brightness/contrast jitter (``jitter``); evaluation clips
+    are evenly spaced and unaugmented (gain 1, bias 0). Videos shorter than a clip loop. Randomness comes from
+    ``(seed, epoch, i)`` only, so it does not depend on the workers; call :meth:`set_epoch` before each epoch.
     """
 
     def __init__(
@@ -266,15 +287,18 @@ class ClipDataset(torch.utils.data.Dataset):
         video, k = divmod(i, self.clips_per_video)
         return clip_starts(int(self._lengths[video]), self.clip_len, self.clips_per_video)[k]
 
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, int, int]:
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int, int, torch.Tensor]:
         video = i // self.clips_per_video
+        label = int(self._labels[video])
         if not self.train:
-            return normalize_clip(self.read(video, self.clip_start(i))), int(self._labels[video]), video
+            frames = self.read(video, self.clip_start(i))
+            return torch.from_numpy(frames), label, video, torch.tensor([1.0, 0.0], dtype=torch.float64)
         rng = np.random.default_rng((self.seed, self.epoch, i))
         length, s = int(self._lengths[video]), self.crop_size
         start = int(rng.integers(0, max(length - self.clip_len, 0) + 1))
         # Random crop of crop_scale..1 of the side, resized back to S (nearest neighbour: one gather on uint8),
-        # flipped half of the time; then brightness and contrast (about the normalised mean) within +-jitter.
+        # flipped half of the time; then brightness and contrast (about the normalised mean) within +-jitter,
+        # applied by normalize_clip on the batch.
         side = int(round(s * rng.uniform(self.crop_scale, 1.0)))
         y0, x0 = (int(v) for v in rng.integers(0, s - side + 1, size=2))
         rows = y0 + (np.arange(s) * side) // s
@@ -283,5 +307,5 @@ class ClipDataset(torch.utils.data.Dataset):
             cols = cols[::-1]
         brightness, contrast = rng.uniform(-self.jitter, self.jitter, size=2) if self.jitter else (0.0, 0.0)
         frames = self.read(video, start).take(rows, axis=1).take(cols, axis=2)
-        x = normalize_clip(frames, gain=1 + contrast, bias=brightness / STD[0])
-        return x, int(self._labels[video]), video
+        jitter = torch.tensor([1 + contrast, brightness / STD[0]], dtype=torch.float64)
+        return torch.from_numpy(frames), label, video, jitter

@@ -80,7 +80,7 @@ def _preprocessing(ckpt: dict, checkpoint: Path) -> tuple[dict, dict]:
 
 
 def _score(model: torch.nn.Module, clips: list[np.ndarray], device: torch.device) -> np.ndarray:
-    x = torch.stack([normalize_clip(c) for c in clips]).to(device)
+    x = normalize_clip(torch.from_numpy(np.stack(clips)).to(device))
     with torch.no_grad():
         return model(x).float().softmax(-1).cpu().numpy()
 

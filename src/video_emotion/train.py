@@ -34,7 +34,7 @@ from torch.utils.data import DataLoader
 from torch.utils.data.distributed import DistributedSampler
 from tqdm import tqdm
 
-from video_emotion.cache import ClipDataset, read_index
+from video_emotion.cache import ClipDataset, normalize_clip, read_index
 from video_emotion.io import atomic_path, write_parquet
 from video_emotion.metrics import scores
 from video_emotion.splits import LeakageError, check_no_leak, fold_subjects
@@ -122,13 +122,18 @@ def set_rng_state(state: dict) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
+def model_input(frames: torch.Tensor, jitter: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """A ClipDataset batch (uint8 frames, per-clip jitter) -> the normalised float clips, computed on ``device``."""
+    return normalize_clip(frames.to(device, non_blocking=True), jitter[:, 0], jitter[:, 1])
+
+
 def predict_clips(model: nn.Module, loader: DataLoader, device: torch.device, amp: bool) -> dict:
     """Softmax scores of every clip in ``loader`` (no augmentation): probs (n, K), video positions, labels, loss."""
     model.eval()
     probs, videos, labels, loss = [], [], [], 0.0
     with torch.no_grad():
-        for x, y, v in loader:
-            x, y = x.to(device, non_blocking=True), y.to(device)
+        for frames, y, v, jitter in loader:
+            x, y = model_input(frames, jitter, device), y.to(device)
             with autocast(device, amp):
                 logits = model(x)
             logits = logits.float()
@@ -161,8 +166,8 @@ def train_one_epoch(model, loader, criterion, optimizer, scheduler, device, p: d
     model.train()
     totals = torch.zeros(3, dtype=torch.float64)  # loss sum, correct, clips
     bar = tqdm(loader, desc=desc, disable=not master, file=sys.stderr, mininterval=2.0, leave=False)
-    for x, y, _ in bar:
-        x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+    for frames, y, _, jitter in bar:
+        x, y = model_input(frames, jitter, device), y.to(device, non_blocking=True)
         with autocast(device, p["amp"]):
             logits = model(x)
         loss = criterion(logits.float(), y)

@@ -2,6 +2,7 @@
 #   make demo   set up .venv, then run the whole workflow on the embedded demo (snakemake --cores all)
 #   make test   set up .venv, then run the tests
 PYTHON ?= python3
+TORCH ?= torch==2.13.0
 VENV := .venv
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
@@ -23,7 +24,7 @@ setup: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install --quiet --upgrade pip
-	$(VENV)/bin/python -m pip install --quiet torch==2.13.0
+	$(VENV)/bin/python -m pip install --quiet "$(TORCH)"
 	$(VENV)/bin/python -m pip install --quiet -e ".[test,cluster]"
 	touch $@
 

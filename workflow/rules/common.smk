@@ -12,20 +12,18 @@ from video_emotion.io import safe_name
 from video_emotion.report import FIGURES as REPORT_FIGURES
 
 
-
 def _typed(value):
     """`--config section={key: 3}` reaches us with every nested scalar as a string (Snakemake reads it with YAML's
     BaseLoader); read such strings again with the full YAML loader so that 3 is a number and true a boolean."""
     if isinstance(value, dict):
         return {k: _typed(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_typed(v) for v in value]
     return yaml.safe_load(value) if isinstance(value, str) and value.strip() else value
 
 
-for _key, _value in list(config.items()):
-    if isinstance(_value, (dict, list)):
-        config[_key] = _typed(_value)
+# Only sections given with --config: strings in config files are meant as strings (subject "01" stays "01").
+for _key, _value in workflow.config_settings.overwrite_config.items():
+    if isinstance(_value, dict):
+        config[_key] = {**config[_key], **_typed(_value)}
 
 validate(config, schema="../schemas/config.schema.yaml")
 

@@ -28,7 +28,7 @@ from video_emotion.cache import normalize_clip
 from video_emotion.faces import FacePipeline
 from video_emotion.frames import iter_frames, probe
 from video_emotion.io import atomic_path, write_parquet
-from video_emotion.train import load_checkpoint, resolve_device
+from video_emotion.inference import load_checkpoint, resolve_device
 
 log = logging.getLogger(__name__)
 
@@ -193,7 +193,7 @@ def plot_timeline(timeline: pd.DataFrame, classes: list[str], path: Path, title:
     from matplotlib.figure import Figure
     from matplotlib.patches import Patch
 
-    from video_emotion.report import OKABE_ITO, STYLE
+    from video_emotion.plotting import OKABE_ITO, STYLE
 
     with matplotlib.rc_context(STYLE):
         fig = Figure(figsize=(10, 3.8), layout="constrained")

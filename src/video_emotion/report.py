@@ -31,6 +31,7 @@ from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 
 from video_emotion.io import atomic_path, read_parquet_metadata  # noqa: E402
+from video_emotion.plotting import OKABE_ITO, OVERLAY, SEQUENTIAL, STYLE, save_figure  # noqa: E402
 
 log = logging.getLogger(__name__)
 
@@ -50,24 +51,6 @@ FIGURES = {
 PAPER = {"res_att": 67.5, "c3d": 49.3, "res_att2": 56.1}
 PAPER_NAMES = {"res_att": "3Res-att", "c3d": "C3D", "res_att2": "3Res att2"}
 PAPER_DATASET = "enterface05"
-
-# Okabe & Ito (2008), "Color Universal Design"; black last.
-OKABE_ITO = ("#E69F00", "#56B4E9", "#009E73", "#0072B2", "#D55E00", "#CC79A7", "#F0E442", "#000000")
-SEQUENTIAL = "viridis"
-OVERLAY = "inferno"
-
-STYLE = {
-    "font.size": 11,
-    "axes.titlesize": 12,
-    "axes.labelsize": 11,
-    "legend.fontsize": 10,
-    "xtick.labelsize": 10,
-    "ytick.labelsize": 10,
-    "axes.spines.top": False,
-    "axes.spines.right": False,
-    "axes.prop_cycle": matplotlib.cycler(color=OKABE_ITO),
-    "svg.hashsalt": "video-emotion",  # stable SVG ids: reruns give identical files
-}
 
 METRICS = ("accuracy", "uar", "macro_f1")
 METRIC_NAMES = {"accuracy": "Accuracy (WAR)", "uar": "UAR", "macro_f1": "Macro-F1"}
@@ -405,7 +388,7 @@ def attention_panels(results_dir: Path, model_name: str | None, per_class: int, 
 
     from video_emotion.cache import ClipDataset, normalize_clip, read_index
     from video_emotion.models.explain import attention_map
-    from video_emotion.train import load_checkpoint
+    from video_emotion.inference import load_checkpoint
 
     models = sorted(p.name for p in (results_dir / "models").glob("*") if any(p.glob("fold*/best.pt")))
     cache = results_dir / "cache" / "clips.h5"
@@ -456,17 +439,6 @@ def load_qc(results_dir: Path) -> pd.DataFrame:
 # ---------------------------------------------------------------------------------------------------------------
 # Writing
 # ---------------------------------------------------------------------------------------------------------------
-
-def save_figure(fig: Figure, png: Path) -> list[Path]:
-    """Write ``fig`` as PNG and SVG (same stem), each atomically."""
-    paths = []
-    for path, kwargs in ((png, {"dpi": 130, "metadata": {"Software": None}}),
-                         (png.with_suffix(".svg"), {"metadata": {"Date": None, "Creator": None}})):
-        with atomic_path(path) as tmp:
-            fig.savefig(tmp, format=path.suffix[1:], **kwargs)
-        paths.append(path)
-    return paths
-
 
 def _pct(value: float) -> str:
     return "–" if pd.isna(value) else f"{100 * value:.1f}"

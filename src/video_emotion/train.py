@@ -13,7 +13,6 @@ checkpoint (torch, numpy, python) or derived from ``(seed, epoch)`` (the sampler
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import math
@@ -27,14 +26,14 @@ import numpy as np
 import pandas as pd
 import torch
 import torch.distributed as dist
-import torch.nn.functional as F
 import yaml
 from torch import nn
 from torch.utils.data import DataLoader
 from torch.utils.data.distributed import DistributedSampler
 from tqdm import tqdm
 
-from video_emotion.cache import ClipDataset, normalize_clip, read_index
+from video_emotion.cache import ClipDataset, read_index
+from video_emotion.inference import autocast, model_input, predict_clips, read_checkpoint, resolve_device, video_scores
 from video_emotion.io import atomic_path, write_parquet
 from video_emotion.metrics import scores
 from video_emotion.splits import LeakageError, check_no_leak, fold_subjects
@@ -64,20 +63,6 @@ TRAIN_DEFAULTS = {
     "compile": False,  # torch.compile the model in place (state dict keys unchanged)
 }
 HISTORY_COLUMNS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "val_uar", "lr", "seconds", "clips_per_s")
-
-
-def resolve_device(name: str, local_rank: int = 0) -> torch.device:
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name == "cuda":
-        return torch.device("cuda", local_rank)
-    return torch.device(name)
-
-
-def autocast(device: torch.device, amp: bool):
-    if amp and device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return contextlib.nullcontext()
 
 
 def lr_factor(step: int, warmup_steps: int, total_steps: int, min_ratio: float) -> float:
@@ -122,37 +107,6 @@ def set_rng_state(state: dict) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def model_input(frames: torch.Tensor, jitter: torch.Tensor, device: torch.device) -> torch.Tensor:
-    """A ClipDataset batch (uint8 frames, per-clip jitter) -> the normalised float clips, computed on ``device``."""
-    return normalize_clip(frames.to(device, non_blocking=True), jitter[:, 0], jitter[:, 1])
-
-
-def predict_clips(model: nn.Module, loader: DataLoader, device: torch.device, amp: bool) -> dict:
-    """Softmax scores of every clip in ``loader`` (no augmentation): probs (n, K), video positions, labels, loss."""
-    model.eval()
-    probs, videos, labels, loss = [], [], [], 0.0
-    with torch.no_grad():
-        for frames, y, v, jitter in loader:
-            x, y = model_input(frames, jitter, device), y.to(device)
-            with autocast(device, amp):
-                logits = model(x)
-            logits = logits.float()
-            loss += F.cross_entropy(logits, y, reduction="sum").item()
-            probs.append(logits.softmax(-1).cpu())
-            videos.append(v)
-            labels.append(y.cpu())
-    return {"probs": torch.cat(probs).numpy(), "videos": torch.cat(videos).numpy(),
-            "labels": torch.cat(labels).numpy(), "loss": loss}
-
-
-def video_scores(probs: np.ndarray, videos: np.ndarray, n_videos: int) -> tuple[np.ndarray, np.ndarray]:
-    """Average clip probabilities per video: (n_videos, K) scores and the clip count of each video."""
-    sums = np.zeros((n_videos, probs.shape[1]), dtype=np.float64)
-    np.add.at(sums, videos, probs)
-    counts = np.bincount(videos, minlength=n_videos)
-    return (sums / np.maximum(counts, 1)[:, None]).astype(np.float32), counts
-
-
 def validate(model: nn.Module, loader: DataLoader, device: torch.device, amp: bool, num_classes: int) -> dict:
     """Clip-level loss, video-level accuracy and UAR on the validation videos."""
     out = predict_clips(model, loader, device, amp)
@@ -189,26 +143,6 @@ def train_one_epoch(model, loader, criterion, optimizer, scheduler, device, p: d
 def save_checkpoint(ckpt: dict, path: Path) -> None:
     with atomic_path(path) as tmp:
         torch.save(ckpt, tmp)
-
-
-def _read_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu") -> dict:
-    try:
-        return torch.load(path, map_location=device, weights_only=True)
-    except Exception as e:
-        raise RuntimeError(
-            f"cannot load checkpoint {path} ({type(e).__name__}: {str(e).splitlines()[0][:200]}). Delete it (or its folder) and rerun the train rule for this "
-            "model and fold."
-        ) from e
-
-
-def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[nn.Module, dict]:
-    """The trained model (in eval mode, on ``device``) and the checkpoint dict it came from."""
-    from video_emotion.models import create_model
-
-    ckpt = _read_checkpoint(path, device)
-    model = create_model(ckpt["model_name"], len(ckpt["classes"]), **ckpt["model_kwargs"])
-    model.load_state_dict(ckpt["model"])
-    return model.to(device).eval(), ckpt
 
 
 def _plain(obj):
@@ -295,7 +229,7 @@ def train(cache_h5: str | os.PathLike, model_name: str, fold: int, out_dir: str 
     best = {"val_uar": -1.0, "val_loss": float("inf"), "epoch": 0}
     last_path = out_dir / "last.pt"
     if last_path.exists():
-        ckpt = _read_checkpoint(last_path)
+        ckpt = read_checkpoint(last_path)
         same = {"model_name": model_name, "model_kwargs": _plain(model_kwargs), "classes": classes, "fold": int(fold)}
         differs = [k for k, v in same.items() if _plain(ckpt.get(k)) != v]
         if differs:

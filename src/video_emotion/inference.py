@@ -1,0 +1,83 @@
+"""Inference: device and autocast choice, checkpoint loading, clip scoring and video aggregation.
+
+Used by training (validation), evaluation, ``predict`` and the attention maps; it knows nothing of training.
+Checkpoints load with ``torch.load(..., weights_only=True)``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import DataLoader
+
+from video_emotion.cache import normalize_clip
+
+
+def resolve_device(name: str, local_rank: int = 0) -> torch.device:
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda":
+        return torch.device("cuda", local_rank)
+    return torch.device(name)
+
+
+def autocast(device: torch.device, amp: bool):
+    if amp and device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def model_input(frames: torch.Tensor, jitter: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """A ClipDataset batch (uint8 frames, per-clip jitter) -> the normalised float clips, computed on ``device``."""
+    return normalize_clip(frames.to(device, non_blocking=True), jitter[:, 0], jitter[:, 1])
+
+
+def predict_clips(model: nn.Module, loader: DataLoader, device: torch.device, amp: bool) -> dict:
+    """Softmax scores of every clip in ``loader`` (no augmentation): probs (n, K), video positions, labels, loss."""
+    model.eval()
+    probs, videos, labels, loss = [], [], [], 0.0
+    with torch.no_grad():
+        for frames, y, v, jitter in loader:
+            x, y = model_input(frames, jitter, device), y.to(device)
+            with autocast(device, amp):
+                logits = model(x)
+            logits = logits.float()
+            loss += F.cross_entropy(logits, y, reduction="sum").item()
+            probs.append(logits.softmax(-1).cpu())
+            videos.append(v)
+            labels.append(y.cpu())
+    return {"probs": torch.cat(probs).numpy(), "videos": torch.cat(videos).numpy(),
+            "labels": torch.cat(labels).numpy(), "loss": loss}
+
+
+def video_scores(probs: np.ndarray, videos: np.ndarray, n_videos: int) -> tuple[np.ndarray, np.ndarray]:
+    """Average clip probabilities per video: (n_videos, K) scores and the clip count of each video."""
+    sums = np.zeros((n_videos, probs.shape[1]), dtype=np.float64)
+    np.add.at(sums, videos, probs)
+    counts = np.bincount(videos, minlength=n_videos)
+    return (sums / np.maximum(counts, 1)[:, None]).astype(np.float32), counts
+
+
+def read_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu") -> dict:
+    try:
+        return torch.load(path, map_location=device, weights_only=True)
+    except Exception as e:
+        raise RuntimeError(
+            f"cannot load checkpoint {path} ({type(e).__name__}: {str(e).splitlines()[0][:200]}). Delete it (or its folder) and rerun the train rule for this "
+            "model and fold."
+        ) from e
+
+
+def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[nn.Module, dict]:
+    """The trained model (in eval mode, on ``device``) and the checkpoint dict it came from."""
+    from video_emotion.models import create_model
+
+    ckpt = read_checkpoint(path, device)
+    model = create_model(ckpt["model_name"], len(ckpt["classes"]), **ckpt["model_kwargs"])
+    model.load_state_dict(ckpt["model"])
+    return model.to(device).eval(), ckpt

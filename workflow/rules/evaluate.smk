@@ -18,20 +18,3 @@ rule evaluate:
     shell:
         "video-emotion --threads {threads} --gpus {resources.gpu} evaluate --cache {input.cache:q} --checkpoint {input.checkpoint:q}"
         " --fold {wildcards.fold} --out {output:q} --params {params.evaluate:q} > {log:q} 2>&1"
-
-
-rule metrics:
-    input:
-        all_predictions,
-    output:
-        summary="results/metrics/summary.parquet",
-        per_fold="results/metrics/per_fold.parquet",
-        json="results/metrics/metrics.json",
-    params:
-        metrics=as_json(config["metrics"]),
-    conda:
-        "../../envs/manifest.yaml"
-    log:
-        "logs/metrics.log",
-    shell:
-        "video-emotion metrics results/predictions --out results/metrics --params {params.metrics:q} > {log:q} 2>&1"

@@ -18,8 +18,8 @@ import torch
 from test_cache import make_cache
 
 from video_emotion.cache import ClipDataset, read_index
-from video_emotion.splits import LeakageError
 from video_emotion.inference import load_checkpoint
+from video_emotion.splits import LeakageError
 from video_emotion.train import HISTORY_COLUMNS, train
 
 TINY = {"width": 4, "layers": [1, 1, 1, 1], "heads": 2}

@@ -33,7 +33,7 @@ import torch
 
 from video_emotion.io import atomic_path, write_parquet
 
-CACHE_DEFAULTS = {"clip_len": 8, "chunk_frames": None, "compression": None}
+CACHE_DEFAULTS = {"clip_len": 16, "chunk_frames": None, "compression": None}
 INDEX_COLUMNS = ("video_id", "label", "subject", "fold", "start", "length")
 # Per-channel normalisation of [0, 1] RGB (the Kinetics statistics used by pytorchvideo's video models).
 MEAN = (0.45, 0.45, 0.45)
@@ -133,7 +133,8 @@ def build_cache(
             index["video_id"] = np.array([str(r.video_id) for r in kept], dtype=object).astype(str_dtype)
             index["label"] = np.array([classes.index(str(r.label)) for r in kept], dtype=np.int64)
             index["subject"] = np.array([str(r.subject) for r in kept], dtype=object).astype(str_dtype)
-            index["fold"] = np.array([int(r.fold) for r in kept], dtype=np.int64)
+            if "fold" in manifest:  # a manifest with folds (library use); the workflow keeps folds apart
+                index["fold"] = np.array([int(r.fold) for r in kept], dtype=np.int64)
             index["start"] = starts
             index["length"] = lengths
             out.attrs.update(classes=json.dumps(classes), crop_size=crop_size, clip_len=int(p["clip_len"]),
@@ -154,17 +155,28 @@ def _open(path: str | os.PathLike, **kw) -> h5py.File:
         raise RuntimeError(f"cannot read clip cache {path}: {e}. Delete it and rerun the cache rule.") from e
 
 
-def read_index(h5_path: str | os.PathLike) -> tuple[pd.DataFrame, dict]:
-    """The cache's index table (one row per video) and its attrs (``classes`` decoded to a list)."""
+def read_index(h5_path: str | os.PathLike, folds: str | os.PathLike | None = None, *,
+               need_folds: bool = False) -> tuple[pd.DataFrame, dict]:
+    """The cache's index table (one row per video) and its attrs (``classes`` decoded to a list).
+
+    ``folds``: a folds table (video_id, fold; the workflow's ``results/folds.parquet``) that gives the ``fold``
+    column; without it the cache's own fold column is used, if it has one (``need_folds``: refuse a cache without).
+    """
     with _open(h5_path) as f:
         if "index" not in f or "frames" not in f:
             raise RuntimeError(f"{h5_path} is not a clip cache (no 'index' or 'frames'); rerun the cache rule")
-        cols = {c: f["index"][c][()] for c in INDEX_COLUMNS}
+        cols = {c: f["index"][c][()] for c in INDEX_COLUMNS if c in f["index"]}
         attrs = dict(f.attrs)
     for c in ("video_id", "subject"):
         cols[c] = [v.decode() if isinstance(v, bytes) else str(v) for v in cols[c]]
     attrs["classes"] = json.loads(attrs["classes"])
-    return pd.DataFrame(cols), attrs
+    index = pd.DataFrame(cols)
+    if folds is not None:
+        table = pd.read_parquet(folds, columns=["video_id", "fold"]).set_index("video_id")["fold"]
+        index["fold"] = index["video_id"].map(table).fillna(-1).astype(np.int64)
+    elif need_folds and "fold" not in index:
+        raise ValueError(f"{h5_path} holds no fold assignment; pass the folds table (results/folds.parquet)")
+    return index[[c for c in INDEX_COLUMNS if c in index]], attrs
 
 
 def normalize_clip(

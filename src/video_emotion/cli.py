@@ -39,7 +39,7 @@ def cmd_demo(args: argparse.Namespace) -> None:
 
 
 def cmd_manifest(args: argparse.Namespace) -> None:
-    from video_emotion.datasets import add_folds, build_manifest, summarize
+    from video_emotion.datasets import build_manifest, summarize
     from video_emotion.io import safe_name, write_parquet
 
     p = args.params
@@ -48,12 +48,49 @@ def cmd_manifest(args: argparse.Namespace) -> None:
     if args.out is None:  # summary only
         print(summarize(manifest, rejected))
         return
-    manifest = add_folds(manifest, p.get("folds") or {})
     manifest["shard"] = manifest["subject"].astype(str).map(safe_name)
     meta = {"dataset": dataset, "root": str(args.root), "classes": list(manifest["label"].cat.categories)}
     write_parquet(rejected, args.rejected, metadata=meta)
     write_parquet(manifest, args.out, metadata=meta)
     print(summarize(manifest, rejected))
+
+
+def cmd_folds(args: argparse.Namespace) -> None:
+    import pandas as pd
+
+    from video_emotion.datasets import add_folds
+    from video_emotion.io import read_parquet_metadata, write_parquet
+
+    manifest = pd.read_parquet(args.manifest, columns=["video_id", "subject"])
+    table = add_folds(manifest, args.params)
+    write_parquet(table, args.out, metadata={**read_parquet_metadata(args.manifest), "folds": args.params})
+    counts = table.groupby("fold")["subject"].agg(["nunique", "size"])
+    for fold, row in counts.iterrows():
+        log.info("fold %s: %d subjects, %d videos%s", fold, row["nunique"], row["size"],
+                 " (never tested)" if int(fold) < 0 else "")
+
+
+def cmd_config(args: argparse.Namespace) -> None:
+    import yaml
+
+    from video_emotion.io import atomic_path
+
+    with atomic_path(args.out) as tmp:
+        tmp.write_text(yaml.safe_dump(args.params, sort_keys=False))
+
+
+def cmd_collect(args: argparse.Namespace) -> None:
+    import pandas as pd
+
+    from video_emotion.io import read_json, write_parquet
+
+    def table(path: Path) -> pd.DataFrame:
+        if path.is_dir():  # a frames folder: its meta.json as one row
+            return pd.DataFrame([{k: v for k, v in read_json(path / "meta.json").items() if not isinstance(v, (list, dict))}])
+        return pd.read_parquet(path)
+
+    tables = [table(p).assign(source=str(p)) for p in args.inputs]
+    write_parquet(pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(), args.out)
 
 
 def cmd_frames(args: argparse.Namespace) -> None:
@@ -107,13 +144,13 @@ def cmd_train(args: argparse.Namespace) -> None:
         os.execvp(argv[0], argv)
     from video_emotion.train import train
 
-    train(args.cache, args.model, args.fold, args.out, args.params)
+    train(args.cache, args.model, args.fold, args.out, args.params, folds_table=args.folds)
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
     from video_emotion.evaluate import evaluate
 
-    evaluate(args.cache, args.checkpoint, args.fold, args.out, args.params)
+    evaluate(args.cache, args.checkpoint, args.fold, args.out, args.params, folds_table=args.folds)
 
 
 def cmd_metrics(args: argparse.Namespace) -> None:
@@ -131,7 +168,8 @@ def cmd_report(args: argparse.Namespace) -> None:
 def cmd_predict(args: argparse.Namespace) -> None:
     from video_emotion.predict import predict
 
-    predict(args.video, args.model, args.out, window=args.window, stride=args.stride, device=args.device)
+    predict(args.video, args.model, args.out, window=args.window, stride=args.stride, device=args.device,
+            name=args.name)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -157,6 +195,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, help="manifest.parquet to write")
     p.add_argument("--rejected", type=Path, help="manifest_rejected.parquet to write")
 
+    p = add("folds", cmd_folds, "assign each video's subject to a test fold (--params: the config's folds section)")
+    p.add_argument("--manifest", type=Path, required=True, help="manifest.parquet (video_id, subject)")
+    p.add_argument("--out", type=Path, required=True, help="folds.parquet to write (video_id, subject, fold)")
+
+    p = add("config", cmd_config, "write the resolved config (--params) as YAML")
+    p.add_argument("--out", type=Path, required=True, help="YAML file to write")
+
+    p = add("collect", cmd_collect, "one table from many: Parquet tables, or frames folders (their meta.json)")
+    p.add_argument("inputs", type=Path, nargs="*", help="Parquet files or frames folders; a source column names each")
+    p.add_argument("--out", type=Path, required=True, help="Parquet file to write")
+
     p = add("frames", cmd_frames, "decode one video to frames at the configured fps and height")
     p.add_argument("video", type=Path)
     p.add_argument("out", type=Path, help="frames folder (000001.jpg ... and meta.json)")
@@ -174,7 +223,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, required=True)
 
     p = add("train", cmd_train, "train one model on one fold (resumes from last.pt)")
-    p.add_argument("--cache", type=Path, required=True)
+    p.add_argument("--cache", type=Path, required=True, help="clips.h5 of the cache rule")
+    p.add_argument("--folds", type=Path, help="folds.parquet (default: the fold column of the cache, if any)")
     p.add_argument("--model", required=True)
     p.add_argument("--fold", type=int, required=True)
     p.add_argument("--out", type=Path, required=True)
@@ -182,7 +232,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="processes (GPUs) for torchrun DDP; 1 = plain run (give it as `--nproc N`)")
 
     p = add("evaluate", cmd_evaluate, "predict the test fold; write predictions.parquet")
-    p.add_argument("--cache", type=Path, required=True)
+    p.add_argument("--cache", type=Path, required=True, help="clips.h5 of the cache rule")
+    p.add_argument("--folds", type=Path, help="folds.parquet (default: the fold column of the cache, if any)")
     p.add_argument("--checkpoint", type=Path, required=True)
     p.add_argument("--fold", type=int, required=True)
     p.add_argument("--out", type=Path, required=True)
@@ -202,6 +253,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--window", type=int, help="frames per clip (default: the checkpoint's clip length)")
     p.add_argument("--stride", type=int, help="frames between clip starts (default: half a window)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    p.add_argument("--name", help="output file stem (default: the video's file name, made file-safe)")
     return parser
 
 

@@ -78,6 +78,6 @@ def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu")
     from video_emotion.models import create_model
 
     ckpt = read_checkpoint(path, device)
-    model = create_model(ckpt["model_name"], len(ckpt["classes"]), **ckpt["model_kwargs"])
+    model = create_model(ckpt.get("arch", ckpt["model_name"]), len(ckpt["classes"]), **ckpt["model_kwargs"])
     model.load_state_dict(ckpt["model"])
     return model.to(device).eval(), ckpt

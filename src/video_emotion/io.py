@@ -80,3 +80,22 @@ def safe_name(text: str) -> str:
     if not name:
         raise ValueError(f"cannot make a file name from {text!r}")
     return name
+
+
+def unique_names(paths) -> dict[str, str]:
+    """``{name: path}``: a distinct :func:`safe_name` for each distinct path, its file stem, with as many parent
+    folders in front as it takes to tell apart videos that share a file name (``a/x.mp4``, ``b/x.mp4`` -> ``a_x``,
+    ``b_x``)."""
+    paths = list(dict.fromkeys(str(p) for p in paths))
+    parts = {p: Path(p).with_suffix("").parts for p in paths}
+    depth = dict.fromkeys(paths, 1)
+    while True:
+        names = {p: safe_name("_".join(parts[p][-depth[p]:])) for p in paths}
+        clashing = [p for p in paths if list(names.values()).count(names[p]) > 1]
+        if not clashing or all(depth[p] >= len(parts[p]) for p in clashing):
+            break
+        for p in clashing:
+            depth[p] = min(depth[p] + 1, len(parts[p]))
+    if len(set(names.values())) < len(paths):
+        raise ValueError(f"cannot give these videos distinct names: {clashing}")
+    return {name: p for p, name in names.items()}

@@ -27,17 +27,17 @@ import torch
 from video_emotion.cache import normalize_clip
 from video_emotion.faces import FacePipeline
 from video_emotion.frames import iter_frames, probe
-from video_emotion.io import atomic_path, write_parquet
 from video_emotion.inference import load_checkpoint, resolve_device
+from video_emotion.io import atomic_path, safe_name, write_parquet
 
 log = logging.getLogger(__name__)
 
 BATCH = 8  # windows scored together
 
 
-def timeline_paths(video: str | os.PathLike, out_dir: str | os.PathLike) -> tuple[Path, Path]:
-    """``<out_dir>/<video stem>.timeline.parquet`` and ``.timeline.png``."""
-    stem = Path(video).stem
+def timeline_paths(video: str | os.PathLike, out_dir: str | os.PathLike, name: str | None = None) -> tuple[Path, Path]:
+    """``<out_dir>/<name>.timeline.parquet`` and ``.timeline.png``; ``name`` defaults to the video's file-safe stem."""
+    stem = name or safe_name(Path(video).stem)
     return Path(out_dir) / f"{stem}.timeline.parquet", Path(out_dir) / f"{stem}.timeline.png"
 
 
@@ -93,6 +93,7 @@ def predict(
     window: int | None = None,
     stride: int | None = None,
     device: str = "auto",
+    name: str | None = None,
 ) -> pd.DataFrame:
     """Write and return the emotion timeline of ``video``; print its overall emotion.
 
@@ -102,7 +103,7 @@ def predict(
     the settings used are in the Parquet schema metadata and ``timeline.attrs``.
     """
     video, checkpoint = Path(video), Path(checkpoint)
-    parquet_path, png_path = timeline_paths(video, out_dir)
+    parquet_path, png_path = timeline_paths(video, out_dir, name)
     dev = resolve_device(device)
     model, ckpt = load_checkpoint(checkpoint, dev)
     frames_cfg, faces_cfg = _preprocessing(ckpt, checkpoint)

@@ -33,7 +33,14 @@ from torch.utils.data.distributed import DistributedSampler
 from tqdm import tqdm
 
 from video_emotion.cache import ClipDataset, read_index
-from video_emotion.inference import autocast, model_input, predict_clips, read_checkpoint, resolve_device, video_scores
+from video_emotion.inference import (
+    autocast,
+    model_input,
+    predict_clips,
+    read_checkpoint,
+    resolve_device,
+    video_scores,
+)
 from video_emotion.io import atomic_path, write_parquet
 from video_emotion.metrics import scores
 from video_emotion.splits import LeakageError, check_no_leak, fold_subjects
@@ -41,7 +48,7 @@ from video_emotion.splits import LeakageError, check_no_leak, fold_subjects
 log = logging.getLogger(__name__)
 
 TRAIN_DEFAULTS = {
-    "epochs": 12,
+    "epochs": 30,
     "batch_size": 16,
     "lr": 1e-3,
     "optimizer": "adamw",  # adamw | sgd
@@ -150,7 +157,8 @@ def _plain(obj):
     return json.loads(json.dumps(obj, default=str))
 
 
-def train(cache_h5: str | os.PathLike, model_name: str, fold: int, out_dir: str | os.PathLike, params: dict) -> dict:
+def train(cache_h5: str | os.PathLike, model_name: str, fold: int, out_dir: str | os.PathLike, params: dict,
+          folds_table: str | os.PathLike | None = None) -> dict:
     """Train ``model_name`` on fold ``fold`` of ``cache_h5``; write best.pt, last.pt, history.parquet, config.yaml.
 
     ``params``: ``train`` (the config's train section), ``model_kwargs`` (for ``create_model``), ``folds``
@@ -180,7 +188,7 @@ def train(cache_h5: str | os.PathLike, model_name: str, fold: int, out_dir: str 
     master = rank == 0
 
     # Subjects: the test fold is only used to exclude its subjects; its videos are never loaded.
-    index, attrs = read_index(cache_h5)
+    index, attrs = read_index(cache_h5, folds_table, need_folds=True)
     classes, clip_len = attrs["classes"], int(attrs["clip_len"])
     split = fold_subjects(index, int(fold), folds_cfg.get("val_subjects", 1), folds_cfg.get("seed", 0))
     train_rows = index[index["subject"].isin(split["train"])]
@@ -206,7 +214,8 @@ def train(cache_h5: str | os.PathLike, model_name: str, fold: int, out_dir: str 
         val_set = ClipDataset(cache_h5, val_rows, clip_len, train=False, clips_per_video=p["val_clips"])
         val_loader = DataLoader(val_set, batch_size=p["batch_size"], shuffle=False, **loader_kw)
 
-    model = optimize_for_device(create_model(model_name, len(classes), **model_kwargs), device)
+    arch = params.get("arch", model_name)
+    model = optimize_for_device(create_model(arch, len(classes), **model_kwargs), device)
     if p["compile"]:
         model.compile()
     optimizer = make_optimizer(model, p)
@@ -276,7 +285,8 @@ def train(cache_h5: str | os.PathLike, model_name: str, fold: int, out_dir: str 
             if improved:
                 best = {"val_uar": val["val_uar"], "val_loss": val["val_loss"], "epoch": epoch + 1}
             ckpt = {
-                "model": raw_model.state_dict(), "model_name": model_name, "model_kwargs": _plain(model_kwargs),
+                "model": raw_model.state_dict(), "model_name": model_name, "arch": arch,
+                "model_kwargs": _plain(model_kwargs), "dataset": params.get("dataset"),
                 "classes": classes, "clip_len": clip_len, "crop_size": int(attrs["crop_size"]), "fold": int(fold),
                 "epoch": epoch + 1, "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
                 "best_metric": best, "rng": rng_state(), "config": config, "history": history, "subjects": split,

@@ -15,3 +15,15 @@ rule frames:
         "frames"
     shell:
         "video-emotion frames {input:q} {output:q} --params {params.frames:q} > {log:q} 2>&1"
+
+
+# Every video's frames meta.json in one table; also what `--until frames` runs up to.
+rule frames_index:
+    input:
+        all_frames,
+    output:
+        "results/frames/index.parquet",
+    log:
+        "logs/frames_index.log",
+    shell:
+        "video-emotion collect {input:q} --out {output:q} > {log:q} 2>&1"

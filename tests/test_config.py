@@ -167,3 +167,12 @@ def test_library_defaults_match_the_schema() -> None:
     for section, library in [("cache", CACHE_DEFAULTS), ("evaluate", EVALUATE_DEFAULTS), ("faces", FACES_DEFAULTS),
                              ("metrics", METRICS_DEFAULTS), ("train", train)]:
         assert defaults[section] == dict(library), section
+
+
+def test_videos_that_share_a_file_name_get_distinct_names() -> None:
+    from video_emotion.io import unique_names
+
+    names = unique_names(["/x/new videos/a/clip été 1.avi", "/x/new videos/b/clip été 1.avi", "/d/s3_su_1.avi",
+                          "/d/s3_su_1.avi"])
+    assert names == {"a_clip_ete_1": "/x/new videos/a/clip été 1.avi", "b_clip_ete_1": "/x/new videos/b/clip été 1.avi",
+                     "s3_su_1": "/d/s3_su_1.avi"}

@@ -187,7 +187,7 @@ def build_parser() -> argparse.ArgumentParser:
         return p
 
     p = add("demo", cmd_demo, "generate the embedded demo dataset (eNTERFACE'05 layout)")
-    p.add_argument("out", type=Path)
+    p.add_argument("out", type=Path, help="folder to write the demo videos into")
 
     p = add("manifest", cmd_manifest, "list a dataset's videos; without --out, print the summary table only")
     p.add_argument("root", type=Path, help="dataset root folder (for --dataset csv: the CSV file)")
@@ -218,25 +218,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--qc", type=Path, required=True, help="per-video QC .parquet")
 
     p = add("cache", cmd_cache, "pack aligned faces into the HDF5 clip cache")
-    p.add_argument("--manifest", type=Path, required=True)
-    p.add_argument("--faces", type=Path, nargs="+", required=True)
-    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--manifest", type=Path, required=True, help="manifest.parquet of the manifest rule")
+    p.add_argument("--faces", type=Path, nargs="+", required=True, help="the faces .h5 files of every shard")
+    p.add_argument("--out", type=Path, required=True, help="clips.h5 to write (skipped.parquet goes beside it)")
 
     p = add("train", cmd_train, "train one model on one fold (resumes from last.pt)")
     p.add_argument("--cache", type=Path, required=True, help="clips.h5 of the cache rule")
     p.add_argument("--folds", type=Path, help="folds.parquet (default: the fold column of the cache, if any)")
-    p.add_argument("--model", required=True)
-    p.add_argument("--fold", type=int, required=True)
-    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--model", required=True, help="model name: an architecture or a variant (--params arch)")
+    p.add_argument("--fold", type=int, required=True, help="the test fold whose subjects are left out")
+    p.add_argument("--out", type=Path, required=True, help="run folder: best.pt, history.parquet, last.pt")
     p.add_argument("--nproc", type=int, default=1,
                    help="processes (GPUs) for torchrun DDP; 1 = plain run (give it as `--nproc N`)")
 
     p = add("evaluate", cmd_evaluate, "predict the test fold; write predictions.parquet")
     p.add_argument("--cache", type=Path, required=True, help="clips.h5 of the cache rule")
     p.add_argument("--folds", type=Path, help="folds.parquet (default: the fold column of the cache, if any)")
-    p.add_argument("--checkpoint", type=Path, required=True)
-    p.add_argument("--fold", type=int, required=True)
-    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--checkpoint", type=Path, required=True, help="best.pt of the train rule")
+    p.add_argument("--fold", type=int, required=True, help="the test fold to predict")
+    p.add_argument("--out", type=Path, required=True, help="predictions.parquet to write")
 
     p = add("metrics", cmd_metrics, "metrics per fold and across folds from the predictions")
     p.add_argument("predictions", type=Path)
@@ -247,9 +247,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=Path("results/report"))
 
     p = add("predict", cmd_predict, "emotion timeline of a new video with a trained model")
-    p.add_argument("video", type=Path)
-    p.add_argument("--model", type=Path, default=Path("results/models/res_att/fold0/best.pt"), help="checkpoint")
-    p.add_argument("--out", type=Path, default=Path("results/predict"))
+    p.add_argument("video", type=Path, help="any video ffmpeg reads")
+    p.add_argument("--model", type=Path, default=Path("results/models/res_att/seed0/fold0/best.pt"),
+                   help="checkpoint (best.pt)")
+    p.add_argument("--out", type=Path, default=Path("results/predict"),
+                   help="folder for <name>.timeline.parquet and .timeline.png")
     p.add_argument("--window", type=int, help="frames per clip (default: the checkpoint's clip length)")
     p.add_argument("--stride", type=int, help="frames between clip starts (default: half a window)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda")
@@ -261,12 +263,12 @@ def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     if args.threads:  # before torch is imported, so that it takes effect
         os.environ["OMP_NUM_THREADS"] = str(args.threads)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if args.gpus and "LOCAL_RANK" not in os.environ:  # torchrun's workers inherit the launcher's claim
         from video_emotion.gpus import claim_gpus
 
         log.info("GPUs: %s", claim_gpus(args.gpus) or os.environ.get("CUDA_VISIBLE_DEVICES", "none"))
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         args.func(args)
     except (ValueError, FileNotFoundError) as err:  # bad input: say what and where, without a traceback

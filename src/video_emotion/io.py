@@ -73,10 +73,13 @@ def read_parquet_metadata(path: str | os.PathLike) -> dict:
 
 
 def safe_name(text: str) -> str:
-    """A filesystem- and wildcard-safe name: runs of characters outside ``[A-Za-z0-9_.-]`` become ``_``."""
+    """A filesystem- and wildcard-safe name: accents dropped (é -> e), then runs of characters outside
+    ``[A-Za-z0-9_.-]`` become ``_``."""
     import re
+    import unicodedata
 
-    name = re.sub(r"[^A-Za-z0-9_.-]+", "_", str(text)).strip("_.")
+    ascii_text = unicodedata.normalize("NFKD", str(text)).encode("ascii", "ignore").decode()
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "_", ascii_text).strip("_.")
     if not name:
         raise ValueError(f"cannot make a file name from {text!r}")
     return name

@@ -107,6 +107,11 @@ def predict(
     dev = resolve_device(device)
     model, ckpt = load_checkpoint(checkpoint, dev)
     frames_cfg, faces_cfg = _preprocessing(ckpt, checkpoint)
+    trained_on = ckpt.get("dataset") or (ckpt.get("config") or {}).get("dataset") or "an unrecorded dataset"
+    log.info("%s: %s trained on %s (fold %s)", checkpoint, ckpt["model_name"], trained_on, ckpt.get("fold"))
+    if trained_on == "demo":
+        log.warning("%s was trained on the synthetic demo dataset: its predictions on real faces mean little; "
+                    "train on a real dataset (workflow/presets/) for real use", checkpoint)
     classes, clip_len = [str(c) for c in ckpt["classes"]], int(ckpt["clip_len"])
     window = int(window or clip_len)
     stride = int(stride or max(1, window // 2))
@@ -165,6 +170,7 @@ def predict(
     })
     overall, mean = overall_emotion(timeline, classes)
     meta = {"video": str(video), "checkpoint": str(checkpoint), "model": ckpt["model_name"], "classes": classes,
+            "trained_on": trained_on,
             "overall": overall, "overall_probs": [None if np.isnan(v) else float(v) for v in mean],
             "fps": fps, "window": window, "stride": stride, "clip_len": clip_len, "n_frames": n,
             "frames": frames_cfg, "faces": pipeline.params, "backend": pipeline.backend.name}

@@ -28,7 +28,7 @@ def _resolve_config():
 config.clear()
 config.update(_resolve_config())
 
-# `--until RULE` for a rule whose jobs are known only once the checkpoints (video list, folds) have run: Snakemake
+# `--until STAGE` for a stage whose jobs are known only once the checkpoints (video list, folds) have run; Snakemake
 # would find no such job before them and schedule nothing. Snakemake sets the DAG settings after this file is read;
 # as they arrive, each such rule is replaced by the rule without wildcards that gathers its outputs, which is a target
 # of its own: Snakemake then finds the jobs through the checkpoints and runs them, the gathering job, and no more.

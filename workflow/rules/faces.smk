@@ -28,6 +28,8 @@ rule faces_qc:
         all_faces_qc,
     output:
         "results/faces/qc.parquet",
+    conda:
+        "../../envs/manifest.yaml"
     log:
         "logs/faces_qc.log",
     shell:

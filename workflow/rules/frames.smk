@@ -23,6 +23,8 @@ rule frames_index:
         all_frames,
     output:
         "results/frames/index.parquet",
+    conda:
+        "../../envs/manifest.yaml"
     log:
         "logs/frames_index.log",
     shell:

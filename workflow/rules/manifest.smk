@@ -38,6 +38,8 @@ rule resolved_config:
         "results/config.yaml",
     params:
         config=as_json(config),
+    conda:
+        "../../envs/manifest.yaml"
     log:
         "logs/resolved_config.log",
     shell:

@@ -29,6 +29,8 @@ rule train_runs:
         all_histories,
     output:
         "results/models/histories.parquet",
+    conda:
+        "../../envs/manifest.yaml"
     log:
         "logs/train_runs.log",
     shell:

@@ -187,9 +187,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fold", type=int, required=True)
     p.add_argument("--out", type=Path, required=True)
 
-    p = add("metrics", cmd_metrics, "metrics per fold and across folds from the predictions")
-    p.add_argument("predictions", type=Path)
-    p.add_argument("--out", type=Path, required=True)
+    p = add("metrics", cmd_metrics, "pooled headline, per-seed and per-fold metrics and paired model comparisons")
+    p.add_argument("predictions", type=Path, nargs="+",
+                   help="predictions.parquet files; model, seed and fold come from their model=/seed=/fold= folders")
+    p.add_argument("--out", type=Path, required=True, help="folder for the metric tables and metrics.json")
 
     p = add("report", cmd_report, "figures and index.html")
     p.add_argument("--results", type=Path, default=Path("results"))

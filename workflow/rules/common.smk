@@ -137,13 +137,7 @@ def all_checkpoints(wildcards):
 
 def attention_checkpoints(wildcards):
     """best.pt of the first model's first seed, one per fold: whose attention maps the report shows."""
-    seed = config.get("seeds", [0])[0]
-    first = f"results/models/{MODELS[0]}/"
-    return [
-        path
-        for path in all_checkpoints(wildcards)
-        if path.startswith(first) and (f"/seed{seed}/" in path or "/seed" not in path)
-    ]
+    return expand("results/models/{model}/seed{seed}/fold{fold}/best.pt", model=MODELS[0], seed=SEEDS[0], fold=folds())
 
 
 def faces_gpus(wildcards):

@@ -12,10 +12,9 @@ rule metrics:
         json="results/metrics/metrics.json",
     params:
         metrics=as_json(config["metrics"]),
-        out="results/metrics",
     conda:
         "../../envs/manifest.yaml"
     log:
         "logs/metrics.log",
     shell:
-        "video-emotion metrics {input:q} --out {params.out:q} --params {params.metrics:q} > {log:q} 2>&1"
+        "video-emotion metrics {input:q} --out $(dirname {output.summary:q}) --params {params.metrics:q} > {log:q} 2>&1"

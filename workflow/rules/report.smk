@@ -11,7 +11,7 @@ rule report:
         faces=all_faces,
         qc=all_faces_qc,
         attention="results/attention/attention.h5",
-        captions=[f"workflow/report/{caption}" for caption in REPORT_FIGURES.values()],
+        captions=[workflow.source_path(f"../report/{caption}") for caption in REPORT_FIGURES.values()],
     output:
         html="results/report/index.html",
         figures=[
@@ -34,14 +34,13 @@ rule report:
         ],
     params:
         report=as_json({**config["report"], "dataset": config["dataset"], "models": MODELS}),
-        out="results/report",
     conda:
         "../../envs/report.yaml"
     log:
         "logs/report.log",
     threads: 1
     shell:
-        "video-emotion --threads {threads} report --out {params.out:q} --metrics {input.metrics:q}"
+        "video-emotion --threads {threads} report --out $(dirname {output.html:q}) --metrics {input.metrics:q}"
         " --histories {input.histories:q} --faces {input.faces:q} --qc {input.qc:q} --manifest {input.manifest:q}"
         " --rejected {input.rejected:q} --attention {input.attention:q} --captions {input.captions:q}"
         " --params {params.report:q} > {log:q} 2>&1"

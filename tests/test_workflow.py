@@ -26,8 +26,8 @@ TINY = {
     "frames": {"fps": 10, "height": 180},
     "faces": {"crop_size": 32},
     "cache": {"clip_len": 4},
-    "models": ["res_att"],
-    "model_kwargs": {"res_att": {"width": 4, "layers": [1, 1, 1, 1]}},
+    "models": ["res_att", "p3d"],
+    "model_kwargs": {"res_att": {"width": 4, "layers": [1, 1, 1, 1]}, "p3d": {"width": 4, "layers": [1, 1, 1, 1]}},
     "train": {"epochs": 2, "batch_size": 8},
     "evaluate": {"clips_per_video": 2},
     "metrics": {"bootstrap": 50},
@@ -85,12 +85,12 @@ def test_dag_runs_end_to_end(run: Path) -> None:
     preds = pd.read_parquet(run / "results" / "predictions")
     assert set(preds["fold"].astype(int)) == {0, 1, 2}
     assert set(preds["seed"].astype(int)) == {0}
-    assert set(preds["model"].astype(str)) == {"res_att"}
+    assert set(preds["model"].astype(str)) == {"res_att", "p3d"}
     assert isinstance(preds["label"].dtype, pd.CategoricalDtype)
     assert isinstance(preds["pred"].dtype, pd.CategoricalDtype)
     # 3 subjects x 6 emotions, every test video predicted once; the two bad videos are not among them
-    assert preds["video_id"].is_unique
-    assert len(preds) == 18
+    assert not preds.duplicated(["model", "video_id"]).any()
+    assert len(preds) == 2 * 18
 
 
 @pytest.mark.slow
@@ -108,27 +108,27 @@ def test_bad_videos_are_recorded_and_skipped(run: Path) -> None:
 def test_second_run_does_nothing_and_forcerun_evaluate_skips_training(run: Path) -> None:
     assert "Nothing to be done" in snakemake(run, "-n").stdout
     out = snakemake(run, "-n", "--forcerun", "evaluate").stdout
-    assert job_stats(out) == {"evaluate": 3, "metrics": 1, "report": 1, "all": 1}, out
+    assert job_stats(out) == {"evaluate": 6, "metrics": 1, "report": 1, "all": 1}, out
 
 
 @pytest.mark.slow
 def test_folds_are_not_an_input_of_frames_faces_or_cache(run: Path) -> None:
     stats = job_stats(snakemake(run, "-n", "--config", "folds={seed: 1}").stdout)
-    assert stats["folds"] == 1 and stats["train"] == 3, stats
+    assert stats["folds"] == 1 and stats["train"] == 6, stats
     assert not {"manifest", "frames", "faces", "cache"} & set(stats), stats
 
 
 @pytest.mark.slow
 def test_a_training_setting_retrains_every_fold(run: Path) -> None:
-    stats = job_stats(snakemake(run, "-n", "--config", "train={lr: 0.001}").stdout)
-    assert stats["train"] == 3 and stats["evaluate"] == 3, stats
+    stats = job_stats(snakemake(run, "-n", "--config", "train={lr: 0.0005}").stdout)
+    assert stats["train"] == 6 and stats["evaluate"] == 6, stats
     assert not {"manifest", "folds", "frames", "faces", "cache"} & set(stats), stats
 
 
 @pytest.mark.slow
 def test_seeds_multiply_training_and_evaluation_only(run: Path) -> None:
     stats = job_stats(snakemake(run, "-n", "--config", "seeds=[0, 1]").stdout)
-    assert stats["train"] == 3 and stats["evaluate"] == 3, stats  # the three new seed-1 runs
+    assert stats["train"] == 6 and stats["evaluate"] == 6, stats  # the new seed-1 runs
     assert not {"manifest", "folds", "frames", "faces", "cache"} & set(stats), stats
 
 
@@ -153,7 +153,7 @@ def job_stats(out: str) -> dict[str, int]:
 @pytest.mark.slow
 def test_an_evaluation_setting_reruns_evaluation_only(run: Path) -> None:
     out = snakemake(run, "-n", "--config", "evaluate={clips_per_video: 3}").stdout
-    assert job_stats(out) == {"evaluate": 3, "metrics": 1, "report": 1, "all": 1}, out
+    assert job_stats(out) == {"evaluate": 6, "metrics": 1, "report": 1, "all": 1}, out
 
 
 @pytest.mark.slow
@@ -180,6 +180,28 @@ def test_a_real_dataset_without_a_root_is_refused(tmp_path: Path) -> None:
     assert proc.returncode != 0
     assert "dataset_root" in proc.stderr + proc.stdout
 
+
+HISTORY_SAME = ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "val_uar", "lr"]
+
+
+@pytest.mark.slow
+def test_changed_settings_after_a_run_retrain_fresh_and_drop_old_tables(run: Path, tmp_path: Path) -> None:
+    """Last in this module: it changes the finished run. A new lr retrains from epoch 1 (the history equals a clean
+    run's with that lr); the dropped model's tables leave metrics and the report."""
+    args = ["--config", "train={lr: 0.0005}", "models=[res_att]"]
+    snakemake(run, *args)
+    clean = tmp_path / "clean"
+    shutil.copytree(run, clean, ignore=shutil.ignore_patterns("models", "predictions", ".snakemake", "metrics",
+                                                              "report", "attention"), symlinks=True)
+    snakemake(clean, *args)
+    for fold in range(3):
+        got = pd.read_parquet(run / f"results/models/res_att/seed0/fold{fold}/history.parquet")
+        want = pd.read_parquet(clean / f"results/models/res_att/seed0/fold{fold}/history.parquet")
+        assert got["epoch"].tolist() == [1, 2]
+        pd.testing.assert_frame_equal(got[HISTORY_SAME], want[HISTORY_SAME])
+    summary = pd.read_parquet(run / "results" / "metrics" / "summary.parquet")
+    assert set(summary["model"].astype(str)) == {"res_att"}
+    assert "p3d" not in (run / "results" / "report" / "index.html").read_text()
 
 @pytest.mark.parametrize("rule, ran", [
     ("frames", {"demo_videos", "manifest", "frames", "frames_index"}),

@@ -254,7 +254,8 @@ def test_kill_train_snakemake_or_both_at_random_moments(reference, tmp_path):
 def _failing_line(proc: subprocess.CompletedProcess, work: Path) -> str:
     """The one error line of the job that failed (from its log, which Snakemake names)."""
     assert proc.returncode != 0
-    logs = [work / line.split("log: ")[1].split()[0] for line in proc.stderr.splitlines() if "    log: " in line]
+    failed = proc.stderr.split("Error in rule ")[1:]  # the blocks Snakemake prints for failed jobs
+    logs = [work / block.split("    log: ")[1].split()[0] for block in failed if "    log: " in block]
     assert logs, proc.stderr[-3000:]
     text = logs[0].read_text()
     assert "Traceback" not in text, text[-3000:]
@@ -265,7 +266,7 @@ def _run_printed_command(line: str, work: Path) -> None:
     """Run the rebuild command that the error line printed (in ``work``, on the same target)."""
     command = shlex.split(line.split("rebuild it with: ")[1])
     assert command[:3] == ["snakemake", "--cores", "all"], command
-    snakemake(work, *command[3:], TARGET)
+    snakemake(work, TARGET, *command[3:])
 
 
 @pytest.mark.slow
@@ -276,10 +277,11 @@ def test_a_truncated_file_is_named_and_one_command_rebuilds_it(reference, tmp_pa
     path = {"best.pt": sorted((work / "results" / "models").rglob("best.pt"))[0],
             "clips.h5": work / "results" / "cache" / "clips.h5", "faces": work / "results" / "faces" / "1.h5"}[damage]
     rel = str(path.relative_to(work))
-    data = path.read_bytes()
+    data, stat = path.read_bytes(), path.stat()
     path.write_bytes(data[:int(len(data) * random.Random(SEED).uniform(0.05, 0.95))])
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))  # damaged on disk, unknown to Snakemake
     rerun = {"best.pt": "evaluate", "clips.h5": "evaluate", "faces": "cache"}[damage]
-    proc = snakemake(work, "--forcerun", rerun, TARGET, check=False)
+    proc = snakemake(work, TARGET, "--forcerun", rerun, check=False)
     line = _failing_line(proc, work)
     assert f"error: {rel} is damaged" in line and line.endswith(rebuild_command(rel)), line
     # The failed job's own outputs are gone (Snakemake 9 still calls the metrics current: a missing intermediate file

@@ -142,9 +142,12 @@ def cmd_train(args: argparse.Namespace) -> None:
         argv = [torchrun, "--standalone", f"--nproc-per-node={args.nproc}", "-m", "video_emotion.cli", *rest]
         log.info("launching %s", " ".join(argv))
         os.execvp(argv[0], argv)
+    from video_emotion.parent import orphan_watch, snakemake_ancestor
+
+    watch = orphan_watch(snakemake_ancestor())  # before the heavy imports: Snakemake may die meanwhile
     from video_emotion.train import train
 
-    train(args.cache, args.model, args.fold, args.out, args.params, folds_table=args.folds)
+    train(args.cache, args.model, args.fold, args.out, args.params, folds_table=args.folds, watch=watch)
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
@@ -296,10 +299,18 @@ def main(argv: list[str] | None = None) -> None:
         log.info("GPUs: %s", claim_gpus(args.gpus) or os.environ.get("CUDA_VISIBLE_DEVICES", "none"))
     try:
         args.func(args)
-    except (ValueError, FileNotFoundError) as err:  # bad input: say what and where, without a traceback
-        if args.verbose:
+    except Exception as err:
+        if args.verbose or not user_error(err):
             raise
+        # Bad input (a missing, damaged or unusable file, a wrong setting): one line, what and where, no traceback.
         raise SystemExit(f"video-emotion {args.command}: error: {err}") from None
+
+
+def user_error(err: BaseException) -> bool:
+    """An error the user fixes (input or setting), as opposed to a bug that needs its traceback."""
+    from video_emotion.frames import VideoError
+
+    return isinstance(err, (ValueError, FileNotFoundError, IsADirectoryError, VideoError))
 
 
 if __name__ == "__main__":

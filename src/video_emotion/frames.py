@@ -152,6 +152,9 @@ def _decode_to_jpegs(path: Path, folder: Path, fps: float | None, height: int | 
     proc = subprocess.run(args, capture_output=True, text=True, errors="replace")
     header = _parse_header(path, proc.stderr)
     n_frames = sum(1 for _ in folder.glob("*.jpg"))
+    if n_frames == 0 and fps and header["duration"] and header["duration"] * fps < MIN_FRAMES:
+        raise VideoError(path, f"only 0 frame(s) at {fps:g} fps (the video lasts {header['duration']:.2f} s); "
+                               f"a clip needs at least {MIN_FRAMES}")
     if proc.returncode != 0 and n_frames == 0:
         last = proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else str(proc.returncode)
         raise VideoError(path, f"ffmpeg cannot decode the video ({last})")

@@ -103,6 +103,8 @@ def predict(
     the settings used are in the Parquet schema metadata and ``timeline.attrs``.
     """
     video, checkpoint = Path(video), Path(checkpoint)
+    if not video.is_file():
+        raise FileNotFoundError(f"{video}: no such video file")
     parquet_path, png_path = timeline_paths(video, out_dir, name)
     dev = resolve_device(device)
     model, ckpt = load_checkpoint(checkpoint, dev)

@@ -57,6 +57,7 @@ from video_emotion.inference import (
 )
 from video_emotion.io import atomic_path, read_parquet, remove_stale_temporaries, write_parquet
 from video_emotion.metrics import scores
+from video_emotion.parent import orphan_watch, snakemake_ancestor
 from video_emotion.splits import LeakageError, check_no_leak, fold_subjects
 
 log = logging.getLogger(__name__)
@@ -192,55 +193,6 @@ def _differences(old: dict, new: dict, prefix: str = "") -> list[str]:
     return out
 
 
-def _start_time(pid: int) -> str | None:
-    """A process's start time (clock ticks since boot) from /proc: with the pid, it names one process."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
-    except (OSError, IndexError):
-        return None
-
-
-def snakemake_ancestor() -> tuple[int, str] | None:
-    """Pid and start time of the nearest Snakemake process above this one (Linux /proc), or None."""
-    pid = os.getppid()
-    while pid > 1:
-        try:
-            argv = [os.path.basename(a.decode(errors="replace"))
-                    for a in Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[:3]]
-            ppid = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
-        except (OSError, IndexError, ValueError):
-            return None
-        if "snakemake" in (argv[:1] + argv[1:2]) or argv[1:3] == ["-m", "snakemake"]:
-            started = _start_time(pid)
-            return (pid, started) if started else None
-        pid = ppid
-    return None
-
-
-def orphan_watch(every_s: float = 2.0) -> Callable[[], None]:
-    """A check (cheap, call it often) that stops this process once the Snakemake process that started it is gone.
-
-    Snakemake killed by SIGKILL (or the OOM killer) does not take its jobs with it; an orphaned training job
-    would go on writing the folder that the next run resumes. Outside Snakemake (or without /proc) it does nothing.
-    """
-    parent = snakemake_ancestor()
-    if parent is None:
-        return lambda: None
-    last = time.monotonic()
-
-    def check() -> None:
-        nonlocal last
-        if time.monotonic() - last < every_s:
-            return
-        last = time.monotonic()
-        if _start_time(parent[0]) != parent[1]:
-            log.error("the Snakemake process that started this job (pid %d) is gone; stopping. Run snakemake again "
-                      "to continue from last.pt", parent[0])
-            raise SystemExit(3)
-
-    return check
-
-
 def lock_folder(out_dir: Path):
     """Hold ``out_dir/.lock`` while training: a second process for the folder waits until the first stops."""
     try:
@@ -297,13 +249,15 @@ def _resume_state(last_path: Path, fingerprint: dict) -> tuple[dict | None, str]
 
 
 def train(cache_h5: str | os.PathLike, model_name: str, fold: int, out_dir: str | os.PathLike, params: dict,
-          folds_table: str | os.PathLike | None = None) -> dict:
+          folds_table: str | os.PathLike | None = None, watch: Callable[[], None] | None = None) -> dict:
     """Train ``model_name`` on fold ``fold`` of ``cache_h5``; write best.pt and history.parquet when done.
 
     ``params``: ``train`` (the config's train section), ``arch`` (the architecture of the variant ``model_name``;
     default ``model_name`` itself), ``model_kwargs`` (for ``create_model``), ``folds`` (``val_subjects``,
     ``seed``), plus anything else worth keeping in the checkpoint (faces, frames, cache). Continues from
-    ``out_dir/last.pt`` when its fingerprint matches. Returns a summary of the run.
+    ``out_dir/last.pt`` when its fingerprint matches. ``watch`` is called every few batches and stops the run
+    by raising (default: :func:`video_emotion.parent.orphan_watch` of the Snakemake process above this one).
+    Returns a summary of the run.
     """
     from video_emotion.models import create_model, optimize_for_device
 
@@ -329,7 +283,7 @@ def train(cache_h5: str | os.PathLike, model_name: str, fold: int, out_dir: str 
             torch.set_num_threads(max(1, (os.cpu_count() or 1) // world))
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
     master = rank == 0
-    watch = orphan_watch()
+    watch = watch or orphan_watch(snakemake_ancestor())
 
     # Subjects: the test fold is only used to exclude its subjects; its videos are never loaded.
     index, attrs = read_index(cache_h5, folds_table, need_folds=True)

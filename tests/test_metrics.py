@@ -274,3 +274,12 @@ def test_interval_unit_follows_the_folds():
 def test_no_predictions_is_a_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="run evaluate first"):
         compute_metrics([], tmp_path / "m", {})
+
+
+def test_cli_takes_explicit_prediction_files(runs, tmp_path):
+    from video_emotion.cli import main
+
+    _, paths, _ = runs
+    main(["metrics", *map(str, paths[:4]), "--out", str(tmp_path), "--params", '{"bootstrap": 10}'])
+    summary = pd.read_parquet(tmp_path / "summary.parquet")
+    assert list(summary["model"]) == ["res_att", "c3d"] and (summary["n_folds"] == 1).all()

@@ -286,7 +286,7 @@ def compare(a: pd.DataFrame, b: pd.DataFrame, k: int, unit: str, *, n_boot: int 
                      "ci_low": lo, "ci_high": hi, "p_value": p, "n_videos": int(m["video_id"].nunique()),
                      "n_predictions": len(m), "n_subjects": int(m["subject"].nunique()),
                      "n_seeds": int(m["seed"].nunique()) if "seed" in keys else 0,
-                     "unit": unit, "permutations": n_used, "exact": exact})
+                     "unit": unit, "ci": ci, "permutations": n_used, "exact": exact})
     return rows
 
 
@@ -360,7 +360,7 @@ def compute_metrics(predictions, out_dir: str | os.PathLike, params: dict) -> di
         return t
 
     comparison_columns = ["model_a", "model_b", "metric", "a", "b", "diff", "ci_low", "ci_high", "p_value",
-                          "n_videos", "n_predictions", "n_subjects", "n_seeds", "unit", "permutations", "exact"]
+                          "n_videos", "n_predictions", "n_subjects", "n_seeds", "unit", "ci", "permutations", "exact"]
     tables = {"summary": pd.DataFrame(summary), "per_seed": seed_table, "per_fold": fold_table,
               "comparisons": pd.DataFrame(comparisons, columns=comparison_columns),
               "confusion": cat(confusion, "true", "pred"), "per_class": cat(per_cls, "class"),
@@ -394,7 +394,8 @@ def _finite(obj):
 # Text: the end-of-run summary and the report's claims
 # ---------------------------------------------------------------------------------------------------------------
 
-def _pct(value: float) -> str:
+def pct(value: float) -> str:
+    """A fraction as a percentage with one decimal, or a dash when it is missing."""
     return "–" if pd.isna(value) else f"{100 * value:.1f}"
 
 
@@ -411,20 +412,20 @@ def comparison_line(row) -> str:
 def headline(row) -> str:
     """A model's pooled WAR and UAR with intervals, then the per-fold (and per-seed) spread, labelled."""
     ci = f"{100 * row['ci']:.0f}% CI by {row['unit']}"
-    text = (f"{row['model']}: WAR {_pct(row['accuracy'])}% [{_pct(row['accuracy_ci_low'])}, "
-            f"{_pct(row['accuracy_ci_high'])}], UAR {_pct(row['uar'])}% [{_pct(row['uar_ci_low'])}, "
-            f"{_pct(row['uar_ci_high'])}] ({ci}; pooled over {row['n_videos']} test videos, {row['n_subjects']} "
-            f"subjects); per-fold mean ± std: WAR {_pct(row['accuracy_fold_mean'])} ± {_pct(row['accuracy_fold_std'])},"
-            f" UAR {_pct(row['uar_fold_mean'])} ± {_pct(row['uar_fold_std'])} ({row['n_folds']} folds)")
+    text = (f"{row['model']}: WAR {pct(row['accuracy'])}% [{pct(row['accuracy_ci_low'])}, "
+            f"{pct(row['accuracy_ci_high'])}], UAR {pct(row['uar'])}% [{pct(row['uar_ci_low'])}, "
+            f"{pct(row['uar_ci_high'])}] ({ci}; pooled over {row['n_videos']} test videos, {row['n_subjects']} "
+            f"subjects); per-fold mean ± std: WAR {pct(row['accuracy_fold_mean'])} ± {pct(row['accuracy_fold_std'])},"
+            f" UAR {pct(row['uar_fold_mean'])} ± {pct(row['uar_fold_std'])} ({row['n_folds']} folds)")
     if row["n_seeds"] > 1:
-        text += (f"; std over {row['n_seeds']} seeds: WAR {_pct(row['accuracy_seed_std'])}, "
-                 f"UAR {_pct(row['uar_seed_std'])}")
+        text += (f"; std over {row['n_seeds']} seeds: WAR {pct(row['accuracy_seed_std'])}, "
+                 f"UAR {pct(row['uar_seed_std'])}")
     return text
 
 
 def baseline_line(row) -> str:
-    return (f"chance (1/K) {_pct(row['chance'])}%; majority class ({row['majority_class']}) WAR "
-            f"{_pct(row['majority_accuracy'])}%, UAR {_pct(row['majority_uar'])}%")
+    return (f"chance (1/K) {pct(row['chance'])}%; majority class ({row['majority_class']}) WAR "
+            f"{pct(row['majority_accuracy'])}%, UAR {pct(row['majority_uar'])}%")
 
 
 def summary_lines(summary: pd.DataFrame, comparisons: pd.DataFrame) -> list[str]:

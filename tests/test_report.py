@@ -24,6 +24,7 @@ from video_emotion.models import create_model
 from video_emotion.report import (
     FIGURES,
     PAPER,
+    REPORT_DEFAULTS,
     TABLE_FILES,
     build_report,
     face_examples,
@@ -136,7 +137,7 @@ def results(tmp_path_factory) -> dict:
     _write_faces(results, manifest)
     checkpoints = _write_cache_and_checkpoints(results)
     compute_attention(results / "cache" / "clips.h5", checkpoints, results / "attention" / "attention.h5",
-                      {"per_class": 2})
+                      {"attention_per_class": 2})
     return {
         "root": results, "predictions": predictions, "checkpoints": checkpoints,
         "files": {"metrics": [results / "metrics" / f"{t}.parquet" for t in TABLES], "histories": histories,
@@ -260,6 +261,15 @@ def test_paper_figures_live_in_one_place():
             assert f"{value}" not in text, f"{path} repeats the paper's {value}"
 
 
+def test_report_defaults_match_the_schema():
+    import yaml
+
+    schema = yaml.safe_load((ROOT / "workflow" / "schemas" / "config.schema.yaml").read_text())
+    section = schema["properties"]["report"]
+    assert section["additionalProperties"] is False
+    assert {k: v["default"] for k, v in section["properties"].items()} == REPORT_DEFAULTS
+
+
 def test_confusion_panels_sum_folds_and_seeds(results):
     tables, _ = load_metrics(results["files"]["metrics"])
     fig = fig_confusion(tables["confusion"], list(MODELS), list(EMOTIONS))
@@ -328,7 +338,7 @@ def test_cli_writes_the_attention_file_and_the_report_from_files(results, tmp_pa
 
     files = results["files"]
     main(["attention", "--cache", str(results["root"] / "cache" / "clips.h5"), "--checkpoints",
-          *map(str, results["checkpoints"][:1]), "--out", str(tmp_path / "a.h5"), "--params", '{"per_class": 1}'])
+          *map(str, results["checkpoints"][:1]), "--out", str(tmp_path / "a.h5"), "--params", '{"attention_per_class": 1}'])
     attention = read_attention(tmp_path / "a.h5")
     assert attention["label"] == list(EMOTIONS) and set(attention["fold"]) == {0}
     main(["report", "--out", str(tmp_path / "report"), "--metrics", *map(str, files["metrics"]),

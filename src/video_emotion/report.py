@@ -26,7 +26,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 
-from video_emotion.attention import read_attention
+from video_emotion.attention import ATTENTION_DEFAULTS, read_attention
 from video_emotion.io import atomic_path, read_parquet_metadata
 from video_emotion.metrics import TABLES, baseline_line, comparison_line, format_p, headline, pct, run_keys
 from video_emotion.plotting import OKABE_ITO, SEQUENTIAL, STYLE, save_figure
@@ -53,6 +53,8 @@ PAPER = {"res_att": 67.5, "c3d": 49.3, "res_att2": 56.1}
 PAPER_NAMES = {"res_att": "3Res-att", "c3d": "C3D", "res_att2": "3Res att2"}
 PAPER_DATASET = "enterface05"
 
+# The config's report section (defaults as in the schema); the attention keys are read by the attention stage.
+REPORT_DEFAULTS = {"faces_per_class": 6, **ATTENTION_DEFAULTS}
 METRIC_NAMES = {"accuracy": "WAR (accuracy)", "uar": "UAR", "macro_f1": "macro-F1"}
 FAILED_DECODE = "frames:"  # faces QC reasons of videos the frames stage could not decode
 
@@ -620,7 +622,7 @@ def build_report(out_dir: str | Path = "results/report", *, metrics=(), historie
     config's ``report`` section plus ``dataset`` (the paper comparison is flagged when it is not eNTERFACE'05) and
     ``models`` (the configured order).
     """
-    params = params or {}
+    params = {**REPORT_DEFAULTS, **(params or {})}
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     dataset = str(params.get("dataset", "demo"))
@@ -638,7 +640,7 @@ def build_report(out_dir: str | Path = "results/report", *, metrics=(), historie
         "training_curves.png": lambda: fig_training_curves(load_runs(histories), tables["per_fold"], models),
         "per_subject.png": lambda: fig_per_subject(tables["per_subject"], models, chance),
         "faces_montage.png": lambda: fig_faces_montage(face_examples(manifest, faces,
-                                                                     int(params.get("faces_per_class", 6)))),
+                                                                     int(params["faces_per_class"]))),
         "attention.png": lambda: fig_attention(load_attention(attention)),
         "face_qc.png": lambda: fig_face_qc(qc_table),
     }

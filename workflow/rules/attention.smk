@@ -16,12 +16,7 @@ rule attention:
     output:
         "results/attention/attention.h5",
     params:
-        attention=as_json(
-            {
-                "per_class": config["report"]["attention_per_class"],
-                "device": config["report"]["attention_device"],
-            }
-        ),
+        report=as_json({k: v for k, v in config["report"].items() if k.startswith("attention_")}),
     conda:
         "../../envs/train.yaml"
     log:
@@ -29,4 +24,4 @@ rule attention:
     threads: 1
     shell:
         "video-emotion --threads {threads} attention --cache {input.cache:q} --checkpoints {input.checkpoints:q}"
-        " --out {output:q} --params {params.attention:q} > {log:q} 2>&1"
+        " --out {output:q} --params {params.report:q} > {log:q} 2>&1"

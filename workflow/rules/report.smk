@@ -11,7 +11,7 @@ rule report:
         faces=all_faces,
         qc=all_faces_qc,
         attention="results/attention/attention.h5",
-        captions=[f"workflow/report/{caption}" for caption in REPORT_FIGURES.values()],
+        captions=[workflow.source_path(f"../report/{caption}") for caption in REPORT_FIGURES.values()],
     output:
         html="results/report/index.html",
         figures=[

@@ -106,10 +106,8 @@ def _tallies(y_true: np.ndarray, y_pred: np.ndarray, units: np.ndarray, n_units:
 
 def _draw_counts(n_units: int, n_boot: int, rng: np.random.Generator) -> np.ndarray:
     """(n_boot, n_units): how often each unit is drawn in each bootstrap resample of n_units units."""
-    picks = rng.integers(0, n_units, (n_boot, n_units))
-    counts = np.zeros((n_boot, n_units))
-    np.add.at(counts, (np.repeat(np.arange(n_boot), n_units), picks.ravel()), 1)
-    return counts
+    picks = rng.integers(0, n_units, (n_boot, n_units)) + n_units * np.arange(n_boot)[:, None]
+    return np.bincount(picks.ravel(), minlength=n_boot * n_units).reshape(n_boot, n_units).astype(float)
 
 
 def _unit_codes(groups, n: int) -> tuple[np.ndarray, int]:
@@ -165,8 +163,10 @@ def paired_permutation_test(correct_a, correct_b, weights, units, *, n_perm: int
     if n_units <= 20 and 2**n_units <= n_perm:
         signs = 1 - 2 * np.array(list(itertools.product((0, 1), repeat=n_units)), dtype=float)
         return float(np.mean(np.abs(signs @ per_unit) >= abs(observed) - tol)), len(signs), True
-    signs = 1 - 2 * np.random.default_rng(seed).integers(0, 2, (n_perm, n_units)).astype(float)
-    hits = int(np.sum(np.abs(signs @ per_unit) >= abs(observed) - tol))
+    rng, hits = np.random.default_rng(seed), 0
+    for start in range(0, n_perm, 1000):  # in blocks: at most 1000 x units signs in memory
+        signs = 1 - 2 * rng.integers(0, 2, (min(1000, n_perm - start), n_units), dtype=np.uint8).astype(float)
+        hits += int(np.sum(np.abs(signs @ per_unit) >= abs(observed) - tol))
     return (hits + 1) / (n_perm + 1), n_perm, False
 
 

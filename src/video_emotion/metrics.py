@@ -405,8 +405,9 @@ def format_p(p: float) -> str:
 
 def comparison_line(row) -> str:
     """'res_att vs c3d: WAR +18.2 points [9.1, 27.0], p = 0.002' (paired; interval and test by subject or video)."""
-    return (f"{row['model_a']} vs {row['model_b']}: {SHORT[row['metric']]} {100 * row['diff']:+.1f} points "
-            f"[{100 * row['ci_low']:+.1f}, {100 * row['ci_high']:+.1f}], p = {format_p(row['p_value'])}")
+    interval = "" if pd.isna(row["ci_low"]) else f" [{100 * row['ci_low']:+.1f}, {100 * row['ci_high']:+.1f}]"
+    return (f"{row['model_a']} vs {row['model_b']}: {SHORT[row['metric']]} {100 * row['diff']:+.1f} points"
+            f"{interval}, p = {format_p(row['p_value'])}")
 
 
 def headline(row) -> str:

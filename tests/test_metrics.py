@@ -274,3 +274,27 @@ def test_interval_unit_follows_the_folds():
 def test_no_predictions_is_a_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="run evaluate first"):
         compute_metrics([], tmp_path / "m", {})
+
+
+def test_cli_takes_explicit_prediction_files(runs, tmp_path):
+    from video_emotion.cli import main
+
+    _, paths, _ = runs
+    main(["metrics", *map(str, paths[:4]), "--out", str(tmp_path), "--params", '{"bootstrap": 10}'])
+    summary = pd.read_parquet(tmp_path / "summary.parquet")
+    assert list(summary["model"]) == ["res_att", "c3d"] and (summary["n_folds"] == 1).all()
+
+
+def test_a_fold_missing_classes_cannot_inflate_the_headline(tmp_path):
+    """Every test video called happiness: per fold UAR 100%, 100%, 50% (mean 83.3%); pooled UAR 50%."""
+    ha, sa = EMOTIONS.index("happiness"), EMOTIONS.index("sadness")
+    folds = [([ha], ["1"]), ([ha], ["2"]), ([ha, sa], ["3", "3"])]
+    paths = []
+    for fold, (labels, subjects) in enumerate(folds):
+        paths.append(pred_path(tmp_path, "c3d", 0, fold))
+        write_predictions(paths[-1], labels, [ha] * len(labels), subjects, [f"v{fold}_{i}" for i in range(len(labels))])
+    compute_metrics(paths, tmp_path / "m", {"bootstrap": 20})
+    row = pd.read_parquet(tmp_path / "m" / "summary.parquet").iloc[0]
+    assert row["uar_fold_mean"] == pytest.approx(5 / 6) and row["uar"] == pytest.approx(0.5)
+    assert row["accuracy"] == pytest.approx(0.75) and row["majority_accuracy"] == pytest.approx(0.75)
+    assert row["majority_class"] == "happiness" and row["majority_uar"] == pytest.approx(0.5)

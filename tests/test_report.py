@@ -24,6 +24,7 @@ from video_emotion.models import create_model
 from video_emotion.report import (
     FIGURES,
     PAPER,
+    REPORT_DEFAULTS,
     TABLE_FILES,
     build_report,
     face_examples,
@@ -136,7 +137,7 @@ def results(tmp_path_factory) -> dict:
     _write_faces(results, manifest)
     checkpoints = _write_cache_and_checkpoints(results)
     compute_attention(results / "cache" / "clips.h5", checkpoints, results / "attention" / "attention.h5",
-                      {"per_class": 2})
+                      {"attention_per_class": 2})
     return {
         "root": results, "predictions": predictions, "checkpoints": checkpoints,
         "files": {"metrics": [results / "metrics" / f"{t}.parquet" for t in TABLES], "histories": histories,
@@ -218,7 +219,7 @@ def test_index_links_every_figure_and_table_and_each_exists(report):
 def test_headline_comes_first_and_comparisons_read_as_claims(report):
     out, _ = report
     page = (out / "index.html").read_text()
-    headline = page.index("<h2>Headline</h2>")
+    headline = page.index("<h2>Summary</h2>")
     assert headline < page.index("<table") < page.index("<figure")
     claims = re.findall(r"<li>(.*?)</li>", page)
     assert claims[0].startswith("res_att: WAR ") and "per-fold mean ± std" in claims[0]
@@ -248,7 +249,7 @@ def test_headline_figure_stays_within_0_100_and_flags_the_paper(results):
         for line in ax.lines:
             assert np.all((np.asarray(line.get_ydata(), float) >= 0) & (np.asarray(line.get_ydata(), float) <= 100))
     fig = fig_headline(tables["summary"], tables["per_fold"], list(MODELS), PAPER, "enterface05")
-    assert fig._suptitle is None
+    assert "Not comparable" not in fig._suptitle.get_text()
 
 
 def test_paper_figures_live_in_one_place():
@@ -258,6 +259,15 @@ def test_paper_figures_live_in_one_place():
         text = path.read_text()
         for value in PAPER.values():
             assert f"{value}" not in text, f"{path} repeats the paper's {value}"
+
+
+def test_report_defaults_match_the_schema():
+    import yaml
+
+    schema = yaml.safe_load((ROOT / "workflow" / "schemas" / "config.schema.yaml").read_text())
+    section = schema["properties"]["report"]
+    assert section["additionalProperties"] is False
+    assert {k: v["default"] for k, v in section["properties"].items()} == REPORT_DEFAULTS
 
 
 def test_confusion_panels_sum_folds_and_seeds(results):
@@ -321,3 +331,16 @@ def test_missing_inputs_still_give_every_figure(tmp_path):
     written = build_report(out, metrics=[tmp_path / "summary.parquet"])
     assert {p.name for p in written} == {*FIGURES, *(Path(n).with_suffix(".svg").name for n in FIGURES),
                                          *TABLE_FILES, "index.html"}
+
+
+def test_cli_writes_the_attention_file_and_the_report_from_files(results, tmp_path):
+    from video_emotion.cli import main
+
+    files = results["files"]
+    main(["attention", "--cache", str(results["root"] / "cache" / "clips.h5"), "--checkpoints",
+          *map(str, results["checkpoints"][:1]), "--out", str(tmp_path / "a.h5"), "--params", '{"attention_per_class": 1}'])
+    attention = read_attention(tmp_path / "a.h5")
+    assert attention["label"] == list(EMOTIONS) and set(attention["fold"]) == {0}
+    main(["report", "--out", str(tmp_path / "report"), "--metrics", *map(str, files["metrics"]),
+          "--attention", str(tmp_path / "a.h5"), "--rejected", str(files["rejected"])])
+    assert "not a video file" in (tmp_path / "report" / "index.html").read_text()

@@ -1,8 +1,8 @@
 """Attention maps of test clips, computed once into an HDF5 file that the report draws.
 
-For ``per_class`` test videos of each class (from different folds where possible), the evaluation's own middle clip
-is scored by the checkpoint of the fold that tests it, and the map of :func:`models.explain.attention_map` is kept at
-the clip's middle frame, with its raw values (no stretching). The file holds::
+For ``attention_per_class`` test videos of each class (from different folds where possible), the evaluation's own
+middle clip is scored by the checkpoint of the fold that tests it, and the map of
+:func:`models.explain.attention_map` is kept at the clip's middle frame, with its raw values (no stretching). The file holds::
 
     frames    uint8 (N, S, S, 3)   the middle frame of each clip
     maps      float32 (N, S, S)    the map at that frame (spatial attention: mean sigmoid gate in [0, 1];
@@ -10,7 +10,7 @@ the clip's middle frame, with its raw values (no stretching). The file holds::
     video_id, label, pred (strings), fold (int)
     attrs     model, seed, kind ("spatial attention" | "grad-CAM"), modules (maps averaged), clip_len
 
-``per_class = 0`` or no checkpoint writes an empty file (N = 0), which the report shows as such.
+``attention_per_class = 0`` or no checkpoint writes an empty file (N = 0), which the report shows as such.
 """
 
 from __future__ import annotations
@@ -25,12 +25,17 @@ from video_emotion.io import atomic_path
 
 log = logging.getLogger(__name__)
 
-ATTENTION_DEFAULTS = {"per_class": 2, "device": "cpu"}
+# The config's report section keys this stage reads (defaults as in the schema).
+ATTENTION_DEFAULTS = {"attention_per_class": 2, "attention_device": "cpu"}
 
 
 def compute_attention(cache_h5: str | os.PathLike, checkpoints, out_path: str | os.PathLike,
                       params: dict | None = None, folds_table: str | os.PathLike | None = None) -> int:
-    """Write the attention file of one model's ``checkpoints`` (one per fold, of one seed); return the panel count."""
+    """Write the attention file of one model's ``checkpoints`` (one per fold, of one seed); return the panel count.
+
+    ``params`` is the config's ``report`` section (``attention_per_class``, ``attention_device``); ``folds_table``
+    the workflow's folds.parquet (default: the cache's own fold column).
+    """
     import h5py
     import torch
 
@@ -40,6 +45,7 @@ def compute_attention(cache_h5: str | os.PathLike, checkpoints, out_path: str | 
     from video_emotion.models.explain import attention_map, map_kind
 
     p = {**ATTENTION_DEFAULTS, **(params or {})}
+    device, per_class = str(p["attention_device"]), int(p["attention_per_class"])
     index, attrs = read_index(cache_h5, folds_table, need_folds=True)
     classes = list(attrs["classes"])
     by_fold = {}
@@ -47,18 +53,18 @@ def compute_attention(cache_h5: str | os.PathLike, checkpoints, out_path: str | 
         keys = run_keys(path)
         by_fold.setdefault(int(keys.get("fold", -1)), (path, keys))
     chosen = (index[index["fold"].isin(by_fold)].sort_values(["label", "fold", "video_id"])
-              .groupby(["label", "fold"]).head(1).groupby("label").head(int(p["per_class"])))
+              .groupby(["label", "fold"]).head(1).groupby("label").head(per_class))
     rows, info = [], {"model": "", "seed": -1, "kind": "", "modules": 0, "clip_len": 0}
     for fold, videos in chosen.groupby("fold"):
         path, keys = by_fold[int(fold)]
-        model, ckpt = load_checkpoint(path, p["device"])
+        model, ckpt = load_checkpoint(path, device)
         kind, modules = map_kind(model)
         info = {"model": str(ckpt.get("model_name", keys.get("model", ""))), "seed": int(keys.get("seed", 0)),
                 "kind": kind, "modules": modules, "clip_len": int(ckpt["clip_len"])}
         data = ClipDataset(cache_h5, videos["video_id"].tolist(), clip_len=int(ckpt["clip_len"]))
         for i, video_id in enumerate(data.index["video_id"]):
             frames = data.read(i, data.clip_start(i))
-            clip = normalize_clip(frames).unsqueeze(0).to(p["device"])
+            clip = normalize_clip(frames).unsqueeze(0).to(device)
             with torch.no_grad():
                 pred = int(model(clip).argmax(1))
             heat = attention_map(model, clip, normalise=False)

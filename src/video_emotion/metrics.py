@@ -106,10 +106,8 @@ def _tallies(y_true: np.ndarray, y_pred: np.ndarray, units: np.ndarray, n_units:
 
 def _draw_counts(n_units: int, n_boot: int, rng: np.random.Generator) -> np.ndarray:
     """(n_boot, n_units): how often each unit is drawn in each bootstrap resample of n_units units."""
-    picks = rng.integers(0, n_units, (n_boot, n_units))
-    counts = np.zeros((n_boot, n_units))
-    np.add.at(counts, (np.repeat(np.arange(n_boot), n_units), picks.ravel()), 1)
-    return counts
+    picks = rng.integers(0, n_units, (n_boot, n_units)) + n_units * np.arange(n_boot)[:, None]
+    return np.bincount(picks.ravel(), minlength=n_boot * n_units).reshape(n_boot, n_units).astype(float)
 
 
 def _unit_codes(groups, n: int) -> tuple[np.ndarray, int]:
@@ -165,8 +163,10 @@ def paired_permutation_test(correct_a, correct_b, weights, units, *, n_perm: int
     if n_units <= 20 and 2**n_units <= n_perm:
         signs = 1 - 2 * np.array(list(itertools.product((0, 1), repeat=n_units)), dtype=float)
         return float(np.mean(np.abs(signs @ per_unit) >= abs(observed) - tol)), len(signs), True
-    signs = 1 - 2 * np.random.default_rng(seed).integers(0, 2, (n_perm, n_units)).astype(float)
-    hits = int(np.sum(np.abs(signs @ per_unit) >= abs(observed) - tol))
+    rng, hits = np.random.default_rng(seed), 0
+    for start in range(0, n_perm, 1000):  # in blocks: at most 1000 x units signs in memory
+        signs = 1 - 2 * rng.integers(0, 2, (min(1000, n_perm - start), n_units), dtype=np.uint8).astype(float)
+        hits += int(np.sum(np.abs(signs @ per_unit) >= abs(observed) - tol))
     return (hits + 1) / (n_perm + 1), n_perm, False
 
 
@@ -286,7 +286,7 @@ def compare(a: pd.DataFrame, b: pd.DataFrame, k: int, unit: str, *, n_boot: int 
                      "ci_low": lo, "ci_high": hi, "p_value": p, "n_videos": int(m["video_id"].nunique()),
                      "n_predictions": len(m), "n_subjects": int(m["subject"].nunique()),
                      "n_seeds": int(m["seed"].nunique()) if "seed" in keys else 0,
-                     "unit": unit, "permutations": n_used, "exact": exact})
+                     "unit": unit, "ci": ci, "permutations": n_used, "exact": exact})
     return rows
 
 
@@ -360,7 +360,7 @@ def compute_metrics(predictions, out_dir: str | os.PathLike, params: dict) -> di
         return t
 
     comparison_columns = ["model_a", "model_b", "metric", "a", "b", "diff", "ci_low", "ci_high", "p_value",
-                          "n_videos", "n_predictions", "n_subjects", "n_seeds", "unit", "permutations", "exact"]
+                          "n_videos", "n_predictions", "n_subjects", "n_seeds", "unit", "ci", "permutations", "exact"]
     tables = {"summary": pd.DataFrame(summary), "per_seed": seed_table, "per_fold": fold_table,
               "comparisons": pd.DataFrame(comparisons, columns=comparison_columns),
               "confusion": cat(confusion, "true", "pred"), "per_class": cat(per_cls, "class"),
@@ -394,7 +394,8 @@ def _finite(obj):
 # Text: the end-of-run summary and the report's claims
 # ---------------------------------------------------------------------------------------------------------------
 
-def _pct(value: float) -> str:
+def pct(value: float) -> str:
+    """A fraction as a percentage with one decimal, or a dash when it is missing."""
     return "–" if pd.isna(value) else f"{100 * value:.1f}"
 
 
@@ -404,27 +405,28 @@ def format_p(p: float) -> str:
 
 def comparison_line(row) -> str:
     """'res_att vs c3d: WAR +18.2 points [9.1, 27.0], p = 0.002' (paired; interval and test by subject or video)."""
-    return (f"{row['model_a']} vs {row['model_b']}: {SHORT[row['metric']]} {100 * row['diff']:+.1f} points "
-            f"[{100 * row['ci_low']:+.1f}, {100 * row['ci_high']:+.1f}], p = {format_p(row['p_value'])}")
+    interval = "" if pd.isna(row["ci_low"]) else f" [{100 * row['ci_low']:+.1f}, {100 * row['ci_high']:+.1f}]"
+    return (f"{row['model_a']} vs {row['model_b']}: {SHORT[row['metric']]} {100 * row['diff']:+.1f} points"
+            f"{interval}, p = {format_p(row['p_value'])}")
 
 
 def headline(row) -> str:
     """A model's pooled WAR and UAR with intervals, then the per-fold (and per-seed) spread, labelled."""
     ci = f"{100 * row['ci']:.0f}% CI by {row['unit']}"
-    text = (f"{row['model']}: WAR {_pct(row['accuracy'])}% [{_pct(row['accuracy_ci_low'])}, "
-            f"{_pct(row['accuracy_ci_high'])}], UAR {_pct(row['uar'])}% [{_pct(row['uar_ci_low'])}, "
-            f"{_pct(row['uar_ci_high'])}] ({ci}; pooled over {row['n_videos']} test videos, {row['n_subjects']} "
-            f"subjects); per-fold mean ± std: WAR {_pct(row['accuracy_fold_mean'])} ± {_pct(row['accuracy_fold_std'])},"
-            f" UAR {_pct(row['uar_fold_mean'])} ± {_pct(row['uar_fold_std'])} ({row['n_folds']} folds)")
+    text = (f"{row['model']}: WAR {pct(row['accuracy'])}% [{pct(row['accuracy_ci_low'])}, "
+            f"{pct(row['accuracy_ci_high'])}], UAR {pct(row['uar'])}% [{pct(row['uar_ci_low'])}, "
+            f"{pct(row['uar_ci_high'])}] ({ci}; pooled over {row['n_videos']} test videos, {row['n_subjects']} "
+            f"subjects); per-fold mean ± std: WAR {pct(row['accuracy_fold_mean'])} ± {pct(row['accuracy_fold_std'])},"
+            f" UAR {pct(row['uar_fold_mean'])} ± {pct(row['uar_fold_std'])} ({row['n_folds']} folds)")
     if row["n_seeds"] > 1:
-        text += (f"; std over {row['n_seeds']} seeds: WAR {_pct(row['accuracy_seed_std'])}, "
-                 f"UAR {_pct(row['uar_seed_std'])}")
+        text += (f"; std over {row['n_seeds']} seeds: WAR {pct(row['accuracy_seed_std'])}, "
+                 f"UAR {pct(row['uar_seed_std'])}")
     return text
 
 
 def baseline_line(row) -> str:
-    return (f"chance (1/K) {_pct(row['chance'])}%; majority class ({row['majority_class']}) WAR "
-            f"{_pct(row['majority_accuracy'])}%, UAR {_pct(row['majority_uar'])}%")
+    return (f"chance (1/K) {pct(row['chance'])}%; majority class ({row['majority_class']}) WAR "
+            f"{pct(row['majority_accuracy'])}%, UAR {pct(row['majority_uar'])}%")
 
 
 def summary_lines(summary: pd.DataFrame, comparisons: pd.DataFrame) -> list[str]:

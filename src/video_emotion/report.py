@@ -26,9 +26,9 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 
-from video_emotion.attention import read_attention
+from video_emotion.attention import ATTENTION_DEFAULTS, read_attention
 from video_emotion.io import atomic_path, read_parquet_metadata
-from video_emotion.metrics import TABLES, baseline_line, comparison_line, format_p, headline, run_keys
+from video_emotion.metrics import TABLES, baseline_line, comparison_line, format_p, headline, pct, run_keys
 from video_emotion.plotting import OKABE_ITO, SEQUENTIAL, STYLE, save_figure
 
 log = logging.getLogger(__name__)
@@ -53,6 +53,8 @@ PAPER = {"res_att": 67.5, "c3d": 49.3, "res_att2": 56.1}
 PAPER_NAMES = {"res_att": "3Res-att", "c3d": "C3D", "res_att2": "3Res att2"}
 PAPER_DATASET = "enterface05"
 
+# The config's report section (defaults as in the schema); the attention keys are read by the attention stage.
+REPORT_DEFAULTS = {"faces_per_class": 6, **ATTENTION_DEFAULTS}
 METRIC_NAMES = {"accuracy": "WAR (accuracy)", "uar": "UAR", "macro_f1": "macro-F1"}
 FAILED_DECODE = "frames:"  # faces QC reasons of videos the frames stage could not decode
 
@@ -156,7 +158,7 @@ def fig_headline(summary: pd.DataFrame, per_fold: pd.DataFrame, models: list[str
                 ax.errorbar(i, value, yerr=[[value - lo], [hi - value]], fmt="none", ecolor=OKABE_ITO[3], capsize=5,
                             lw=1.5, zorder=3)
             ax.plot(i, value, "o", color=OKABE_ITO[3], ms=8, zorder=4)
-            ax.annotate(f"{value:.1f}", (i, value), xytext=(9, 0), textcoords="offset points", va="center",
+            ax.annotate(f"{value:.1f}", (i, value), xytext=(11, 0), textcoords="offset points", va="center",
                         fontsize=9, color=OKABE_ITO[3])
             if metric == "accuracy" and model in paper:
                 ax.plot(i + 0.3, paper[model], "D", mfc="white", mec=OKABE_ITO[4], ms=7, zorder=4)
@@ -169,20 +171,25 @@ def fig_headline(summary: pd.DataFrame, per_fold: pd.DataFrame, models: list[str
         ax.set_xticks(x, [f"{m}\n({PAPER_NAMES[m]})" if m in PAPER_NAMES else m for m in models])
         ax.set_xlim(-0.6, len(models) - 0.1)
         _percent_axis(ax, "Video-level figure (%)")
-        ax.set_title(f"{METRIC_NAMES[metric]}, pooled over all test videos", loc="left")
+        ax.set_title(METRIC_NAMES[metric], loc="left")
     unit, level = first["unit"], 100 * first["ci"]
+    chance = f"chance, 1/K = {100 * first['chance']:.1f}%"
     handles = [Line2D([], [], color=OKABE_ITO[3], marker="o", label=f"pooled, {level:.0f}% CI by {unit}"),
-               Line2D([], [], ls="none", marker="o", mfc="none", mec="grey", label="one fold (each seed)"),
-               Line2D([], [], color="grey", ls=":", label=f"chance, 1/K = {100 * first['chance']:.1f}%"),
-               Line2D([], [], color=OKABE_ITO[0], ls="--",
-                      label=f"majority class ({first['majority_class']}): WAR {100 * first['majority_accuracy']:.1f}%")]
+               Line2D([], [], ls="none", marker="o", mfc="none", mec="grey", label="one fold (each seed)")]
+    if np.isclose([first["majority_accuracy"], first["majority_uar"]], first["chance"]).all():
+        handles.append(Line2D([], [], color="grey", ls=":", label=f"{chance} = majority class"))
+    else:
+        handles += [Line2D([], [], color="grey", ls=":", label=chance),
+                    Line2D([], [], color=OKABE_ITO[0], ls="--", label=f"majority class ({first['majority_class']}): "
+                           f"WAR {100 * first['majority_accuracy']:.1f}%, UAR {100 * first['majority_uar']:.1f}%")]
     if any(m in paper for m in models):
         handles.append(Line2D([], [], ls="none", marker="D", mfc="white", mec=OKABE_ITO[4],
                               label="paper's accuracy (eNTERFACE'05)"))
     axes[1].legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1), frameon=False)
+    title = f"Pooled over all test videos ({int(first['n_videos'])} videos, {int(first['n_subjects'])} subjects)"
     if dataset.lower() != PAPER_DATASET and any(m in paper for m in models):
-        fig.suptitle(f"Not comparable with the paper: this run is on '{dataset}', the paper's figures on "
-                     "eNTERFACE'05", x=0.01, ha="left", fontsize=10, color=OKABE_ITO[4])
+        title += f"\nNot comparable with the paper: this run is on '{dataset}', the paper's figures on eNTERFACE'05"
+    fig.suptitle(title, x=0.01, ha="left", fontsize=11)
     return fig
 
 
@@ -212,8 +219,9 @@ def fig_paired_differences(comparisons: pd.DataFrame, paper: dict[str, float]) -
     ax.set_xlim(lo - pad, hi + pad)
     ax.set_ylim(-0.7, len(rows) - 0.3)
     unit = rows["unit"].iloc[0]
-    ax.set_title(f"Paired comparisons on the same test videos: difference [interval by {unit}], "
-                 f"permutation p-value (swaps within {unit}s)", loc="left", fontsize=11)
+    fig.suptitle(f"Paired comparisons on the same test videos: difference [{100 * rows['ci'].iloc[0]:.0f}% interval by "
+                 f"{unit}],\np-value of a permutation test swapping the two models within each {unit}", x=0.01,
+                 ha="left", fontsize=11)
     handles = [Line2D([], [], color=OKABE_ITO[3], marker="o", label="WAR"),
                Line2D([], [], color=OKABE_ITO[2], marker="o", label="UAR")]
     if ax.lines and any(line.get_marker() == "D" for line in ax.lines):
@@ -410,7 +418,8 @@ def fig_attention(attention: dict | None) -> Figure:
     what = (f"mean sigmoid gate of {attention['modules']} spatial-attention module(s)" if spatial
             else "grad-CAM of the last stage for the predicted class (arbitrary units)")
     fig.colorbar(image, ax=axes, shrink=0.6, label="gate weight (0-1)" if spatial else "grad-CAM")
-    fig.suptitle(f"{attention['model']} (seed {attention['seed']}): {what}, at the middle frame of one test clip")
+    fig.suptitle(f"{attention['model']} (seed {attention['seed']}) at the middle frame of one test clip per panel:\n"
+                 f"{what}, raw values on one colour scale", x=0.01, ha="left", fontsize=11)
     return fig
 
 
@@ -496,12 +505,8 @@ def load_attention(path) -> dict | None:
 # Tables and writing
 # ---------------------------------------------------------------------------------------------------------------
 
-def _pct(value: float) -> str:
-    return "–" if pd.isna(value) else f"{100 * value:.1f}"
-
-
 def _with_ci(value, lo, hi) -> str:
-    return f"{_pct(value)} [{_pct(lo)}, {_pct(hi)}]"
+    return f"{pct(value)} [{pct(lo)}, {pct(hi)}]"
 
 
 def headline_table(summary: pd.DataFrame, models: list[str], paper: dict[str, float]) -> pd.DataFrame:
@@ -517,10 +522,10 @@ def headline_table(summary: pd.DataFrame, models: list[str], paper: dict[str, fl
             "subjects": int(r["n_subjects"]),
             "WAR pooled [CI]": _with_ci(r["accuracy"], r["accuracy_ci_low"], r["accuracy_ci_high"]),
             "UAR pooled [CI]": _with_ci(r["uar"], r["uar_ci_low"], r["uar_ci_high"]),
-            "macro-F1 pooled": _pct(r["macro_f1"]),
-            "WAR per-fold mean ± std": f"{_pct(r['accuracy_fold_mean'])} ± {_pct(r['accuracy_fold_std'])}",
-            "UAR per-fold mean ± std": f"{_pct(r['uar_fold_mean'])} ± {_pct(r['uar_fold_std'])}",
-            "WAR / UAR std over seeds": f"{_pct(r['accuracy_seed_std'])} / {_pct(r['uar_seed_std'])}",
+            "macro-F1 pooled": pct(r["macro_f1"]),
+            "WAR per-fold mean ± std": f"{pct(r['accuracy_fold_mean'])} ± {pct(r['accuracy_fold_std'])}",
+            "UAR per-fold mean ± std": f"{pct(r['uar_fold_mean'])} ± {pct(r['uar_fold_std'])}",
+            "WAR / UAR std over seeds": f"{pct(r['accuracy_seed_std'])} / {pct(r['uar_seed_std'])}",
             "paper's accuracy (eNTERFACE'05)": f"{paper[model]:.1f}" if model in paper else "–",
         })
     return pd.DataFrame(rows)
@@ -533,7 +538,7 @@ def comparisons_table(comparisons: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame({
         "comparison": comparisons["model_a"] + " vs " + comparisons["model_b"],
         "metric": comparisons["metric"].map(METRIC_NAMES),
-        "a (%)": comparisons["a"].map(_pct), "b (%)": comparisons["b"].map(_pct),
+        "a (%)": comparisons["a"].map(pct), "b (%)": comparisons["b"].map(pct),
         "difference (points) [CI]": [f"{100 * d:+.1f} [{100 * lo:+.1f}, {100 * hi:+.1f}]" for d, lo, hi in
                                      zip(comparisons["diff"], comparisons["ci_low"], comparisons["ci_high"],
                                          strict=True)],
@@ -552,7 +557,7 @@ def runs_table(per_fold: pd.DataFrame, models: list[str]) -> pd.DataFrame:
     rows = rows.sort_values(["order", "seed", "fold"])
     return pd.DataFrame({"model": rows["model"], "seed": rows["seed"].astype(int), "fold": rows["fold"].astype(int),
                          "epoch kept": rows["epoch"].astype(int), "videos": rows["n_videos"].astype(int),
-                         **{METRIC_NAMES[m]: rows[m].map(_pct) for m in METRIC_NAMES}})
+                         **{METRIC_NAMES[m]: rows[m].map(pct) for m in METRIC_NAMES}})
 
 
 def _html_table(df: pd.DataFrame, empty: str = "No rows.") -> str:
@@ -586,7 +591,7 @@ def write_index(out_dir: Path, claims: list[str], sections: list[tuple[str, str]
     PNG and SVG files."""
     parts = ["<h1>video-emotion report</h1>"]
     parts += [f"<p class='note'>{html.escape(note)}</p>" for note in notes]
-    parts += ["<h2>Headline</h2>", "<ul class='claims'>", *(f"<li>{html.escape(c)}</li>" for c in claims), "</ul>"]
+    parts += ["<h2>Summary</h2>", "<ul class='claims'>", *(f"<li>{html.escape(c)}</li>" for c in claims), "</ul>"]
     for title, table_html in tables.items():
         parts += [f"<h2>{html.escape(title)}</h2>", table_html]
     for png_name, caption in sections:
@@ -617,7 +622,7 @@ def build_report(out_dir: str | Path = "results/report", *, metrics=(), historie
     config's ``report`` section plus ``dataset`` (the paper comparison is flagged when it is not eNTERFACE'05) and
     ``models`` (the configured order).
     """
-    params = params or {}
+    params = {**REPORT_DEFAULTS, **(params or {})}
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     dataset = str(params.get("dataset", "demo"))
@@ -635,7 +640,7 @@ def build_report(out_dir: str | Path = "results/report", *, metrics=(), historie
         "training_curves.png": lambda: fig_training_curves(load_runs(histories), tables["per_fold"], models),
         "per_subject.png": lambda: fig_per_subject(tables["per_subject"], models, chance),
         "faces_montage.png": lambda: fig_faces_montage(face_examples(manifest, faces,
-                                                                     int(params.get("faces_per_class", 6)))),
+                                                                     int(params["faces_per_class"]))),
         "attention.png": lambda: fig_attention(load_attention(attention)),
         "face_qc.png": lambda: fig_face_qc(qc_table),
     }

@@ -5,18 +5,15 @@ rule attention:
         checkpoints=attention_checkpoints,
     output:
         "results/attention/attention.h5",
-    params:
-        attention=as_json(
-            {
-                "per_class": config["report"]["attention_per_class"],
-                "device": config["report"]["attention_device"],
-            }
-        ),
-    conda:
-        "../../envs/train.yaml"
     log:
         "logs/attention.log",
+    conda:
+        "../../envs/train.yaml"
     threads: 1
+    params:
+        report=as_json(
+            {k: v for k, v in config["report"].items() if k.startswith("attention_")}
+        ),
     shell:
-        "video-emotion --threads {threads} attention --cache {input.cache:q} --folds {input.folds:q} --checkpoints {input.checkpoints:q}"
-        " --out {output:q} --params {params.attention:q} > {log:q} 2>&1"
+        "video-emotion --threads {threads} attention --cache {input.cache:q} --folds {input.folds:q}"
+        " --checkpoints {input.checkpoints:q} --out {output:q} --params {params.report:q} > {log:q} 2>&1"

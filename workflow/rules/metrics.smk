@@ -10,11 +10,12 @@ rule metrics:
         per_class="results/metrics/per_class.parquet",
         per_subject="results/metrics/per_subject.parquet",
         json="results/metrics/metrics.json",
-    params:
-        metrics=as_json(config["metrics"]),
-    conda:
-        "../../envs/manifest.yaml"
     log:
         "logs/metrics.log",
+    conda:
+        "../../envs/manifest.yaml"
+    params:
+        out=subpath(output.summary, parent=True),
+        metrics=as_json(config["metrics"]),
     shell:
-        "video-emotion metrics {input:q} --out $(dirname {output.summary:q}) --params {params.metrics:q} > {log:q} 2>&1"
+        "video-emotion metrics {input:q} --out {params.out:q} --params {params.metrics:q} > {log:q} 2>&1"

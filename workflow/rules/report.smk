@@ -11,7 +11,10 @@ rule report:
         faces=all_faces,
         qc=all_faces_qc,
         attention="results/attention/attention.h5",
-        captions=[workflow.source_path(f"../report/{caption}") for caption in REPORT_FIGURES.values()],
+        captions=[
+            workflow.source_path(f"../report/{caption}")
+            for caption in REPORT_FIGURES.values()
+        ],
     output:
         html="results/report/index.html",
         figures=[
@@ -32,15 +35,18 @@ rule report:
             )
             for table, caption in REPORT_TABLES.items()
         ],
-    params:
-        report=as_json({**config["report"], "dataset": config["dataset"], "models": MODELS}),
-    conda:
-        "../../envs/report.yaml"
     log:
         "logs/report.log",
+    conda:
+        "../../envs/report.yaml"
     threads: 1
+    params:
+        out=subpath(output.html, parent=True),
+        report=as_json(
+            {**config["report"], "dataset": config["dataset"], "models": MODELS}
+        ),
     shell:
-        "video-emotion --threads {threads} report --out $(dirname {output.html:q}) --metrics {input.metrics:q}"
+        "video-emotion --threads {threads} report --out {params.out:q} --metrics {input.metrics:q}"
         " --histories {input.histories:q} --faces {input.faces:q} --qc {input.qc:q} --manifest {input.manifest:q}"
         " --rejected {input.rejected:q} --attention {input.attention:q} --captions {input.captions:q}"
         " --params {params.report:q} > {log:q} 2>&1"

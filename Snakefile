@@ -24,6 +24,7 @@ include: "workflow/rules/cache.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/metrics.smk"
+include: "workflow/rules/attention.smk"
 include: "workflow/rules/report.smk"
 include: "workflow/rules/predict.smk"
 

@@ -159,10 +159,18 @@ def cmd_metrics(args: argparse.Namespace) -> None:
     compute_metrics(args.predictions, args.out, args.params)
 
 
+def cmd_attention(args: argparse.Namespace) -> None:
+    from video_emotion.attention import compute_attention
+
+    compute_attention(args.cache, args.checkpoints, args.out, args.params, folds_table=args.folds)
+
+
 def cmd_report(args: argparse.Namespace) -> None:
     from video_emotion.report import build_report
 
-    build_report(args.results, args.out, args.params)
+    build_report(args.out, metrics=args.metrics, histories=args.histories, qc=args.qc, faces=args.faces,
+                 manifest=args.manifest, rejected=args.rejected, attention=args.attention, captions=args.captions,
+                 params=args.params)
 
 
 def cmd_predict(args: argparse.Namespace) -> None:
@@ -238,13 +246,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fold", type=int, required=True, help="the test fold to predict")
     p.add_argument("--out", type=Path, required=True, help="predictions.parquet to write")
 
-    p = add("metrics", cmd_metrics, "metrics per fold and across folds from the predictions")
-    p.add_argument("predictions", type=Path)
-    p.add_argument("--out", type=Path, required=True)
+    p = add("metrics", cmd_metrics, "pooled headline, per-seed and per-fold metrics and paired model comparisons")
+    p.add_argument("predictions", type=Path, nargs="+",
+                   help="predictions.parquet files; model, seed and fold come from their model=/seed=/fold= folders")
+    p.add_argument("--out", type=Path, required=True, help="folder for the metric tables and metrics.json")
 
-    p = add("report", cmd_report, "figures and index.html")
-    p.add_argument("--results", type=Path, default=Path("results"))
-    p.add_argument("--out", type=Path, default=Path("results/report"))
+    p = add("attention", cmd_attention, "attention maps of a few test clips per class, for the report")
+    p.add_argument("--cache", type=Path, required=True, help="the clip cache (clips.h5)")
+    p.add_argument("--folds", type=Path, help="folds.parquet (default: the fold column of the cache, if any)")
+    p.add_argument("--checkpoints", type=Path, nargs="+", required=True,
+                   help="best.pt of one model and seed, one per fold; each clip is scored by its testing fold's")
+    p.add_argument("--out", type=Path, required=True, help="attention .h5 to write")
+
+    p = add("report", cmd_report, "figures, tables and index.html from the given result files")
+    p.add_argument("--out", type=Path, default=Path("results/report"), help="folder for figures and index.html")
+    p.add_argument("--metrics", type=Path, nargs="*", default=[],
+                   help="metric tables (summary.parquet, comparisons.parquet, ...; named by file stem)")
+    p.add_argument("--histories", type=Path, nargs="*", default=[],
+                   help="history.parquet of each training run (model, seed, fold from the path)")
+    p.add_argument("--qc", type=Path, nargs="*", default=[], help="faces QC tables (<shard>_qc.parquet)")
+    p.add_argument("--faces", type=Path, nargs="*", default=[], help="faces files (<shard>.h5), for the montage")
+    p.add_argument("--manifest", type=Path, help="manifest.parquet (labels and subjects for the montage)")
+    p.add_argument("--rejected", type=Path, help="manifest_rejected.parquet (files the manifest skipped)")
+    p.add_argument("--attention", type=Path, help="the attention stage's .h5")
+    p.add_argument("--captions", type=Path, nargs="*", default=[], help="caption .rst files of the figures")
 
     p = add("predict", cmd_predict, "emotion timeline of a new video with a trained model")
     p.add_argument("video", type=Path, help="any video ffmpeg reads")

@@ -10,8 +10,8 @@ import re
 import shlex
 import shutil
 import tempfile
-import unicodedata
 import time
+import unicodedata
 from collections.abc import Iterator
 from pathlib import Path
 

@@ -8,7 +8,7 @@ import pandas as pd
 
 from video_emotion.config import ConfigError, deep_merge, load_yaml, model_specs, resolve, typed
 from video_emotion.io import unique_names
-from video_emotion.report import FIGURES as REPORT_FIGURES
+from video_emotion.metrics import summary_lines
 
 _HERE = Path(workflow.current_basedir)
 
@@ -135,6 +135,11 @@ def all_checkpoints(wildcards):
     return _runs("results/models/{model}/seed{seed}/fold{fold}/best.pt")
 
 
+def attention_checkpoints(wildcards):
+    """best.pt of the first model's first seed, one per fold: whose attention maps the report shows."""
+    return expand("results/models/{model}/seed{seed}/fold{fold}/best.pt", model=MODELS[0], seed=SEEDS[0], fold=folds())
+
+
 def faces_gpus(wildcards):
     """1 when face-alignment runs on CUDA (config faces.device), else 0: what a cluster job must ask for."""
     return int(str(config["faces"]["device"]).startswith("cuda"))
@@ -177,13 +182,12 @@ def final_outputs(wildcards):
 
 
 def print_summary():
-    """The video-level accuracy of each model, averaged over the test folds, at the end of a run."""
-    path = Path("results/metrics/summary.parquet")
-    if not path.exists():
+    """Each model's pooled WAR and UAR with intervals, the baselines and the paired comparisons, at the end of a run."""
+    summary, comparisons = Path("results/metrics/summary.parquet"), Path("results/metrics/comparisons.parquet")
+    if not summary.exists():
         return
-    summary = pd.read_parquet(path)
-    print("\nvideo-level accuracy over subject-independent folds (results/metrics/summary.parquet):")
-    for row in summary.itertuples():
-        print(f"  {row.model:<10} {100 * row.accuracy_mean:5.1f}% +- {100 * row.accuracy_std:4.1f}"
-              f"  (UAR {100 * row.uar_mean:5.1f}%, {row.n_folds} folds, {row.n_videos} videos)")
+    comparisons = pd.read_parquet(comparisons) if comparisons.exists() else pd.DataFrame()
+    print("\nvideo-level results, pooled over all test videos (results/metrics/summary.parquet):")
+    for line in summary_lines(pd.read_parquet(summary), comparisons):
+        print(f"  {line}")
     print("report: results/report/index.html")

@@ -3,7 +3,12 @@ rule metrics:
         all_predictions,
     output:
         summary="results/metrics/summary.parquet",
+        per_seed="results/metrics/per_seed.parquet",
         per_fold="results/metrics/per_fold.parquet",
+        comparisons="results/metrics/comparisons.parquet",
+        confusion="results/metrics/confusion.parquet",
+        per_class="results/metrics/per_class.parquet",
+        per_subject="results/metrics/per_subject.parquet",
         json="results/metrics/metrics.json",
     params:
         metrics=as_json(config["metrics"]),
@@ -12,4 +17,4 @@ rule metrics:
     log:
         "logs/metrics.log",
     shell:
-        "video-emotion metrics results/predictions --out results/metrics --params {params.metrics:q} > {log:q} 2>&1"
+        "video-emotion metrics {input:q} --out $(dirname {output.summary:q}) --params {params.metrics:q} > {log:q} 2>&1"

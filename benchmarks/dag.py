@@ -20,26 +20,11 @@ import time
 from pathlib import Path
 
 from video_emotion.datasets import build_manifest
-from video_emotion.labels import ENTERFACE_CODES
+from video_emotion.datasets.placeholder import make_enterface_tree
 
 REPO = Path(__file__).resolve().parents[1]
 MANIFEST_LIMIT_S = 2.0
 DRY_RUN_LIMIT_S = 10.0
-
-
-def make_tree(root: Path) -> int:
-    """eNTERFACE'05's shape: 5 sentences per emotion, subject 6 one clip per emotion, subject 23 two happiness."""
-    n = 0
-    for subject in range(1, 45):
-        for code, emotion in ENTERFACE_CODES.items():
-            sentences = 1 if subject == 6 else 2 if (subject, code) == (23, "ha") else 5
-            for k in range(1, sentences + 1):
-                folder = root / f"subject {subject}" / emotion
-                folder = folder if subject == 6 else folder / f"sentence {k}"
-                folder.mkdir(parents=True, exist_ok=True)
-                (folder / f"s{subject}_{code}_{k}.avi").touch()
-                n += 1
-    return n
 
 
 def time_manifest(root: Path, repeats: int = 5) -> tuple[float, int]:
@@ -81,7 +66,7 @@ def main() -> None:
     base = args.keep or Path(tempfile.mkdtemp(prefix="dag-bench-"))
     root, work = base / "enterface05", base / "work"
     try:
-        n_files = make_tree(root)
+        n_files = make_enterface_tree(root, gaps=True)
         seconds, n_videos = time_manifest(root)
         rows = [("build_manifest", f"{seconds:.3f} s", f"{MANIFEST_LIMIT_S:.1f} s",
                  f"{n_videos} videos of {n_files} files, median of 5")]

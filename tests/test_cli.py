@@ -10,6 +10,8 @@ from pathlib import Path
 import pandas as pd
 from test_cache import make_cache
 
+from video_emotion.datasets.placeholder import make_enterface_tree
+
 CLI = [sys.executable, "-m", "video_emotion.cli"]
 
 
@@ -36,10 +38,7 @@ def test_train_with_nproc_2_relaunches_under_torchrun_and_writes_once(tmp_path: 
 
 def test_manifest_without_out_prints_the_summary_only(tmp_path: Path) -> None:
     root = tmp_path / "data"
-    for subject in (1, 2):
-        folder = root / f"subject {subject}" / "anger" / "sentence 1"
-        folder.mkdir(parents=True)
-        (folder / f"s{subject}_an_1.avi").write_bytes(b"")
+    make_enterface_tree(root, subjects=2, sentences=1, emotions=["anger"])
     proc = run("manifest", str(root), "--dataset", "enterface05")
     assert "anger" in proc.stdout
     assert not list(tmp_path.rglob("*.parquet"))

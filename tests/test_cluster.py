@@ -21,12 +21,13 @@ import pandas as pd
 import pytest
 import yaml
 
+from video_emotion.datasets.placeholder import make_enterface_tree
+
 ROOT = Path(__file__).resolve().parents[1]
 PROFILE = ROOT / "workflow" / "profiles" / "slurm"
 SNAKEMAKE = [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile")]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from slurm.cluster import LocalSlurm, missing  # noqa: E402
-from slurm.placeholder import make_enterface_tree  # noqa: E402
 
 pytest.importorskip("snakemake_executor_plugin_slurm", reason="snakemake-executor-plugin-slurm is not installed")
 

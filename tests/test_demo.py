@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from video_emotion import demo
+from video_emotion.datasets.enterface05 import video_path
 from video_emotion.labels import EMOTIONS
 
 SETTINGS = dict(subjects=2, sentences=2, seconds=1.0, fps=25, width=320, height=240, seed=0)
@@ -65,13 +66,7 @@ def onset_and_apex(videos):
 
 def test_layout_is_enterface(videos):
     root, paths = videos
-    expected = sorted(
-        root / f"subject {n}" / emotion / f"sentence {k}" / f"s{n}_{code}_{k}.avi"
-        for n in (1, 2)
-        for code, emotion in [("an", "anger"), ("di", "disgust"), ("fe", "fear"), ("ha", "happiness"),
-                              ("sa", "sadness"), ("su", "surprise")]
-        for k in (1, 2)
-    )  # fmt: skip
+    expected = sorted(root / video_path(n, emotion, k) for n in (1, 2) for emotion in EMOTIONS for k in (1, 2))
     assert paths == expected
     assert sorted(root.rglob("*")) == sorted({*paths, *(p for path in paths for p in path.parents if root in p.parents)})
 

@@ -18,6 +18,8 @@ SMALL = {"width": 4, "layers": (1, 1, 1, 1), "heads": 2}
 SMALL_C3D = {"width": 4, "fc_dim": 32}
 CLIP_SIZES = [(8, 64, 64), (4, 32, 32), (16, 40, 48), (16, 112, 112)]
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 
 def small_model(name: str, **kw) -> torch.nn.Module:
     torch.manual_seed(0)

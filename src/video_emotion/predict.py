@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import os
 from collections import deque
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -48,14 +49,23 @@ def window_indices(n_frames: int, clip_len: int) -> np.ndarray:
     return np.arange(clip_len) % n_frames  # as ClipDataset does for videos shorter than a clip
 
 
+def sliding_windows(items: Iterable, window: int, stride: int) -> Iterator[tuple[int, list]]:
+    """``(start, the window's items)`` every ``stride`` items as they stream in, holding one window at a time; a last
+    window ends at the last item, and fewer items than ``window`` make one shorter window."""
+    recent: deque = deque(maxlen=window)
+    n, last = 0, None
+    for n, item in enumerate(items, start=1):
+        recent.append(item)
+        if n >= window and (n - window) % stride == 0:
+            last = n - window
+            yield last, list(recent)
+    if n and last != max(n - window, 0):
+        yield max(n - window, 0), list(recent)
+
+
 def window_starts(n_frames: int, window: int, stride: int) -> list[int]:
-    """Window starts every ``stride`` frames; a last window ends at the last frame (one window when short)."""
-    if n_frames <= window:
-        return [0]
-    starts = list(range(0, n_frames - window + 1, stride))
-    if starts[-1] != n_frames - window:
-        starts.append(n_frames - window)
-    return starts
+    """The window starts of :func:`sliding_windows` over ``n_frames`` frames."""
+    return [start for start, _ in sliding_windows(range(n_frames), window, stride)]
 
 
 def overall_emotion(timeline: pd.DataFrame, classes: list[str]) -> tuple[str | None, np.ndarray]:
@@ -126,13 +136,13 @@ def predict(
                          f"{pipeline.params['crop_size']} px ones; the checkpoint is inconsistent, retrain it")
     min_share = float(pipeline.params["min_detection_rate"])
 
-    recent: deque = deque(maxlen=window)  # (crop, detected) of the last `window` frames
-    starts, clips, probs, found = [], [], [], []
+    starts, spans, clips, probs, found = [], [], [], [], []
     pending: list[int] = []  # positions in `starts` waiting for the next batch
 
-    def add_window(start: int) -> None:
-        crops, detected = zip(*recent, strict=True)
+    def add_window(start: int, items: list) -> None:
+        crops, detected = zip(*items, strict=True)
         starts.append(start)
+        spans.append(len(items))
         found.append(float(np.mean(detected)) >= min_share)
         probs.append(None)
         if found[-1]:
@@ -148,23 +158,18 @@ def predict(
             clips.clear()
             pending.clear()
 
-    n = 0
     frames = iter_frames(video, fps, frames_cfg.get("height"))
-    for crop, _, _, _, _, detected in pipeline.iter_process(frames):
-        recent.append((crop, bool(detected)))
-        n += 1
-        if n >= window and (n - window) % stride == 0:
-            add_window(n - window)
-    if n and (not starts or starts[-1] != max(n - window, 0)):
-        add_window(max(n - window, 0))  # the video's end (or the whole of a video shorter than a window)
+    faces = ((crop, bool(detected)) for crop, _, _, _, _, detected in pipeline.iter_process(frames))
+    for start, items in sliding_windows(faces, window, stride):
+        add_window(start, items)
     flush()
+    n = starts[-1] + spans[-1] if starts else 0  # frames decoded: the last window ends at the last one
 
     nan = np.full(len(classes), np.nan, np.float32)
     p = np.stack([q if q is not None else nan for q in probs]).astype(np.float32) if probs else \
         np.zeros((0, len(classes)), np.float32)
-    span = [min(window, n) for _ in starts]
     timeline = pd.DataFrame({
-        "time_s": (np.asarray(starts, float) + np.asarray(span, float) / 2) / fps,
+        "time_s": (np.asarray(starts, float) + np.asarray(spans, float) / 2) / fps,
         **{f"p_{c}": p[:, i] for i, c in enumerate(classes)},
         "pred": pd.Categorical([classes[int(q.argmax())] if f else None for q, f in zip(p, found, strict=True)],
                                categories=classes),

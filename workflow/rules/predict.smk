@@ -6,7 +6,7 @@ rule predict:
         timeline="results/predict/{name}.timeline.parquet",
         plot="results/predict/{name}.timeline.png",
     conda:
-        "../../envs/report.yaml"
+        "../../envs/predict.yaml"
     log:
         "logs/predict/{name}.log",
     threads: 2

@@ -19,7 +19,7 @@ from types import ModuleType
 import pandas as pd
 
 from video_emotion.datasets import crema_d, csv_list, enterface05, ravdess
-from video_emotion.datasets.common import DatasetError
+from video_emotion.datasets.common import DatasetError, source_path
 from video_emotion.labels import CANONICAL
 from video_emotion.splits import assign_folds, sorted_subjects, subject_key
 
@@ -135,12 +135,6 @@ def add_folds(manifest: pd.DataFrame, folds_cfg: dict) -> pd.DataFrame:
     cfg = {"scheme": "kfold", "k": 5, "seed": 0, "fixed": None, **(folds_cfg or {})}
     folds = assign_folds(manifest["subject"], cfg["scheme"], k=cfg["k"], seed=cfg["seed"], fixed=cfg["fixed"])
     return manifest.assign(fold=manifest["subject"].astype(str).map(folds).astype(int))
-
-
-def source_path(root: str | Path, path: str) -> Path:
-    """The file a manifest ``path`` names: relative to the root folder, or for a CSV root to the CSV's folder."""
-    root = Path(root)
-    return root.parent / path if root.is_file() else root / path
 
 
 def reason_counts(rejected: pd.DataFrame) -> str:

@@ -1,4 +1,5 @@
-"""What every dataset adapter shares: the error type, the folder walk, and the emotion names it accepts."""
+"""What every dataset adapter shares: the error type, the folder walk, the emotion names it accepts, and where the
+file of a manifest ``path`` is."""
 
 from __future__ import annotations
 
@@ -29,6 +30,13 @@ ALIASES = {
 
 class DatasetError(ValueError):
     """A dataset root or list that cannot be read as configured; the message says what is wrong and the fix."""
+
+
+def source_path(root: str | Path, path: str) -> Path:
+    """The file a manifest ``path`` names: relative to the dataset root folder, or for a CSV list (the root is the CSV
+    file) to the CSV's folder; an absolute ``path`` as it is. The one place this rule is coded."""
+    root = Path(root)
+    return (root.parent if root.is_file() else root) / path
 
 
 def canonical_label(name: str) -> str | None:

@@ -16,7 +16,7 @@ from pathlib import Path, PurePath
 
 import pandas as pd
 
-from video_emotion.datasets.common import DatasetError, canonical_label, reject
+from video_emotion.datasets.common import DatasetError, canonical_label, reject, source_path
 from video_emotion.io import safe_name
 from video_emotion.labels import CANONICAL
 
@@ -51,7 +51,6 @@ def scan(root: Path, options: dict) -> tuple[list[dict], list[dict]]:
             "(or an alias such as angry, happy, sad), or drop those rows"
         )
     extras = [c for c in table.columns if c not in (*REQUIRED, "video_id")]
-    base = root.parent
     rows, rejected = [], []
     for line, rec in enumerate(table.to_dict("records"), start=2):
         path = PurePath(rec["path"].strip()).as_posix() if rec["path"].strip() else ""
@@ -61,7 +60,7 @@ def scan(root: Path, options: dict) -> tuple[list[dict], list[dict]]:
         if not rec["subject"].strip():
             rejected.append(reject(path, f"empty subject (line {line})"))
             continue
-        if not (base / path).is_file():
+        if not source_path(root, path).is_file():
             rejected.append(reject(path, f"file not found (line {line})"))
             continue
         video_id = (rec.get("video_id") or "").strip() or safe_name(PurePath(path).stem)

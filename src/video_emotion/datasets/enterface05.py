@@ -18,20 +18,24 @@ An emotion folder that is not one of the six stops the run with its path named.
 from __future__ import annotations
 
 import re
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from video_emotion.datasets.common import DatasetError, canonical_label, file_kind, reject, walk_files
 from video_emotion.io import safe_name
-from video_emotion.labels import EMOTIONS
+from video_emotion.labels import EMOTIONS, ENTERFACE_CODES
 
 LABELS = EMOTIONS
 OPTIONS: dict = {}
-CODES = {name: code for code, name in (("an", "anger"), ("di", "disgust"), ("fe", "fear"), ("ha", "happiness"),
-                                       ("sa", "sadness"), ("su", "surprise"))}
+CODES = {name: code for code, name in ENTERFACE_CODES.items()}
 
 SUBJECT_DIR = re.compile(r"^subject[\s_-]*0*(\d+)$", re.IGNORECASE)
 SENTENCE_DIR = re.compile(r"^sentence[\s_-]*0*(\d+)$", re.IGNORECASE)
 SENTENCE_IN_NAME = re.compile(r"_0*(\d+)\.?avi$", re.IGNORECASE)
+
+
+def video_path(subject: int | str, emotion: str, sentence: int | str) -> PurePosixPath:
+    """Where the archive keeps a video, relative to its root: ``subject N/<emotion>/sentence K/sN_<ab>_K.avi``."""
+    return PurePosixPath(f"subject {subject}", emotion, f"sentence {sentence}", f"s{subject}_{CODES[emotion]}_{sentence}.avi")
 
 
 def is_video(name: str) -> bool:

@@ -37,3 +37,9 @@ rule all:
 
 onsuccess:
     print_summary()
+
+
+# A failed job leaves the final tables absent, so that a plain rerun goes back to the failure (and its message)
+# instead of answering "Nothing to be done" with results that no longer match their inputs.
+onerror:
+    invalidate_final_outputs()

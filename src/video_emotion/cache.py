@@ -116,8 +116,7 @@ def build_cache(
             kept.append(row)
         else:
             reason = reasons.get(vid) or ("no frames" if vid in found else "not in the faces files")
-            skipped.append({"video_id": vid, "subject": str(row.subject), "reason": reason,
-                            **({"fold": int(row.fold)} if has_folds else {})})
+            skipped.append({"video_id": vid, "subject": str(row.subject), "reason": reason})
     if not kept:
         raise ValueError(f"no video of {manifest_path} has face crops in {[str(f) for f in face_files]}")
 
@@ -162,7 +161,7 @@ def build_cache(
                                      sort_keys=True).encode())
             content_hash = digest.hexdigest()
             out.attrs.update(**attrs, content_hash=content_hash)
-    skipped_df = pd.DataFrame(skipped, columns=["video_id", "subject", *(["fold"] if has_folds else []), "reason"])
+    skipped_df = pd.DataFrame(skipped, columns=["video_id", "subject", "reason"])
     write_parquet(skipped_df, out_h5.with_name("skipped.parquet"))
     return {
         "videos": len(kept), "frames": n, "skipped": skipped, "classes": classes, "crop_size": crop_size,

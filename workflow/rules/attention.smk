@@ -15,5 +15,5 @@ rule attention:
             {k: v for k, v in config["report"].items() if k.startswith("attention_")}
         ),
     shell:
-        "video-emotion --threads {threads} attention --cache {input.cache:q} --folds {input.folds:q}"
+        "python -m video_emotion --threads {threads} attention --cache {input.cache:q} --folds {input.folds:q}"
         " --checkpoints {input.checkpoints:q} --out {output:q} --params {params.report:q} > {log:q} 2>&1"

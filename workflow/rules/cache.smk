@@ -14,5 +14,5 @@ rule cache:
     benchmark:
         "results/benchmarks/cache.tsv"
     shell:
-        "video-emotion cache --manifest {input.manifest:q} --faces {input.faces:q} --out {output.h5:q}"
+        "python -m video_emotion cache --manifest {input.manifest:q} --faces {input.faces:q} --out {output.h5:q}"
         " --params {params.cache:q} > {log:q} 2>&1"

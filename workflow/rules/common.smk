@@ -2,12 +2,17 @@
 import functools
 import json
 import os
+import sys
 from pathlib import Path
 
 import pandas as pd
 
+# The workflow reads the library from this source tree (as its jobs do: see the Snakefile), installed or not.
+sys.path.insert(0, str(Path(workflow.basedir) / "src"))
+
 from video_emotion.config import ConfigError, deep_merge, load_yaml, model_specs, resolve, typed
-from video_emotion.io import unique_names
+from video_emotion.datasets import source_path
+from video_emotion.io import read_parquet, unique_names
 from video_emotion.metrics import summary_lines
 
 _HERE = Path(workflow.current_basedir)
@@ -54,8 +59,6 @@ workflow.dag_settings = _settings
 
 DEMO = config["dataset"] == "demo"
 DATASET_ROOT = "resources/demo" if DEMO else config["dataset_root"]
-# For a CSV dataset the paths are relative to the CSV file's folder.
-DATASET_ROOT_DIR = os.path.dirname(DATASET_ROOT) if config["dataset"] == "csv" else DATASET_ROOT
 MODELS = list(config["models"])
 MODEL_SPECS = model_specs(config)
 SEEDS = list(config["seeds"])
@@ -76,7 +79,7 @@ def as_json(section):
 
 @functools.cache
 def _read_table(path, mtime, columns):
-    return pd.read_parquet(path, columns=list(columns))
+    return read_parquet(path, columns=list(columns))
 
 
 def manifest():
@@ -93,8 +96,7 @@ def folds():
 
 
 def video_path(wildcards):
-    path = manifest().at[wildcards.video_id, "path"]
-    return path if os.path.isabs(path) else os.path.join(DATASET_ROOT_DIR, path)
+    return str(source_path(DATASET_ROOT, manifest().at[wildcards.video_id, "path"]))
 
 
 def all_frames(wildcards):
@@ -179,6 +181,12 @@ def final_outputs(wildcards):
     outputs = ["results/config.yaml", "results/report/index.html", "results/metrics/summary.parquet"]
     outputs += expand("results/predict/{name}.timeline.parquet", name=PREDICT)
     return outputs
+
+
+def invalidate_final_outputs():
+    """Remove the metrics summary and the report page (cheap to rebuild) after a failed run."""
+    for path in ("results/metrics/summary.parquet", "results/report/index.html"):
+        Path(path).unlink(missing_ok=True)
 
 
 def print_summary():

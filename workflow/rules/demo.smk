@@ -11,4 +11,4 @@ rule demo_videos:
         "results/benchmarks/demo_videos.tsv"
     threads: 2
     shell:
-        "video-emotion demo {output:q} --params {params.demo:q} > {log:q} 2>&1"
+        "python -m video_emotion demo {output:q} --params {params.demo:q} > {log:q} 2>&1"

@@ -17,6 +17,6 @@ rule evaluate:
     resources:
         gpu=0,
     shell:
-        "video-emotion --threads {threads} --gpus {resources.gpu} evaluate --cache {input.cache:q}"
+        "python -m video_emotion --threads {threads} --gpus {resources.gpu} evaluate --cache {input.cache:q}"
         " --folds {input.folds:q} --checkpoint {input.checkpoint:q} --fold {wildcards.fold} --out {output:q}"
         " --params {params.evaluate:q} > {log:q} 2>&1"

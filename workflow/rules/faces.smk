@@ -18,7 +18,7 @@ rule faces:
     resources:
         gpu=faces_gpus,
     shell:
-        "video-emotion --gpus {resources.gpu} faces --manifest {input.manifest:q} --shard {wildcards.shard} --frames-root results/frames"
+        "python -m video_emotion --gpus {resources.gpu} faces --manifest {input.manifest:q} --shard {wildcards.shard} --frames-root results/frames"
         " --out {output.h5:q} --qc {output.qc:q} --params {params.faces:q} > {log:q} 2>&1"
 
 
@@ -33,4 +33,4 @@ rule faces_qc:
     log:
         "logs/faces_qc.log",
     shell:
-        "video-emotion collect {input:q} --out {output:q} > {log:q} 2>&1"
+        "python -m video_emotion collect {input:q} --out {output:q} > {log:q} 2>&1"

@@ -14,7 +14,7 @@ rule frames:
     group:
         "frames"
     shell:
-        "video-emotion frames {input:q} {output:q} --params {params.frames:q} > {log:q} 2>&1"
+        "python -m video_emotion frames {input:q} {output:q} --params {params.frames:q} > {log:q} 2>&1"
 
 
 # Every video's frames meta.json in one table; also what `--until frames` runs up to.
@@ -28,4 +28,4 @@ rule frames_index:
     log:
         "logs/frames_index.log",
     shell:
-        "video-emotion collect {input:q} --out {output:q} > {log:q} 2>&1"
+        "python -m video_emotion collect {input:q} --out {output:q} > {log:q} 2>&1"

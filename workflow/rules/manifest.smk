@@ -11,7 +11,7 @@ checkpoint manifest:
     log:
         "logs/manifest.log",
     shell:
-        "video-emotion manifest {input:q} --params {params.dataset:q}"
+        "python -m video_emotion manifest {input:q} --params {params.dataset:q}"
         " --out {output.manifest:q} --rejected {output.rejected:q} > {log:q} 2>&1"
 
 
@@ -29,7 +29,7 @@ checkpoint folds:
     log:
         "logs/folds.log",
     shell:
-        "video-emotion folds --manifest {input.manifest:q} --out {output:q} --params {params.folds:q} > {log:q} 2>&1"
+        "python -m video_emotion folds --manifest {input.manifest:q} --out {output:q} --params {params.folds:q} > {log:q} 2>&1"
 
 
 # The resolved config of the run (schema defaults, demo preset, config files, --config), for the record.
@@ -43,4 +43,4 @@ rule resolved_config:
     log:
         "logs/resolved_config.log",
     shell:
-        "video-emotion config --params {params.config:q} --out {output:q} > {log:q} 2>&1"
+        "python -m video_emotion config --params {params.config:q} --out {output:q} > {log:q} 2>&1"

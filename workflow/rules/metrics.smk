@@ -18,4 +18,4 @@ rule metrics:
         out=subpath(output.summary, parent=True),
         metrics=as_json(config["metrics"]),
     shell:
-        "video-emotion metrics {input:q} --out {params.out:q} --params {params.metrics:q} > {log:q} 2>&1"
+        "python -m video_emotion metrics {input:q} --out {params.out:q} --params {params.metrics:q} > {log:q} 2>&1"

@@ -11,5 +11,5 @@ rule predict:
         "logs/predict/{name}.log",
     threads: 2
     shell:
-        "video-emotion --threads {threads} predict {input.video:q} --model {input.checkpoint:q}"
+        "python -m video_emotion --threads {threads} predict {input.video:q} --model {input.checkpoint:q}"
         " --out results/predict --name {wildcards.name:q} > {log:q} 2>&1"

@@ -46,7 +46,7 @@ rule report:
             {**config["report"], "dataset": config["dataset"], "models": MODELS}
         ),
     shell:
-        "video-emotion --threads {threads} report --out {params.out:q} --metrics {input.metrics:q}"
+        "python -m video_emotion --threads {threads} report --out {params.out:q} --metrics {input.metrics:q}"
         " --histories {input.histories:q} --faces {input.faces:q} --qc {input.qc:q} --manifest {input.manifest:q}"
         " --rejected {input.rejected:q} --attention {input.attention:q} --captions {input.captions:q}"
         " --params {params.report:q} > {log:q} 2>&1"

@@ -18,7 +18,7 @@ rule train:
     resources:
         gpu=0,
     shell:
-        "video-emotion --threads {threads} --gpus {resources.gpu} train --cache {input.cache:q} --folds {input.folds:q}"
+        "python -m video_emotion --threads {threads} --gpus {resources.gpu} train --cache {input.cache:q} --folds {input.folds:q}"
         " --model {wildcards.model} --fold {wildcards.fold} --out {params.out:q} --nproc {resources.gpu}"
         " --params {params.train:q} > {log:q} 2>&1"
 
@@ -34,4 +34,4 @@ rule train_runs:
     log:
         "logs/train_runs.log",
     shell:
-        "video-emotion collect {input:q} --out {output:q} > {log:q} 2>&1"
+        "python -m video_emotion collect {input:q} --out {output:q} > {log:q} 2>&1"

@@ -8,10 +8,6 @@ min_version("9.0")
 configfile: "config.yaml"
 
 
-# Jobs run the project from this source tree (`python -m video_emotion`), also inside the envs/ of --sdm conda.
-shell.prefix('set -euo pipefail; export PYTHONPATH="' + workflow.basedir + '/src${{PYTHONPATH:+:$PYTHONPATH}}"; ')
-
-
 report: "workflow/report/workflow.rst"
 
 

@@ -2,13 +2,17 @@
 import functools
 import json
 import os
+import shlex
 import sys
 from pathlib import Path
 
 import pandas as pd
 
-# The workflow reads the library from this source tree (as its jobs do: see the Snakefile), installed or not.
-sys.path.insert(0, str(Path(workflow.basedir) / "src"))
+# The workflow and its jobs run the library from this source tree, installed or not (with --sdm conda, the envs/
+# hold only third-party packages): on sys.path here, on PYTHONPATH for the jobs (`python -m video_emotion`).
+SRC = os.path.join(workflow.basedir, "src")
+sys.path.insert(0, SRC)
+shell.prefix("set -euo pipefail; export PYTHONPATH=" + shlex.quote(SRC) + "${{PYTHONPATH:+:$PYTHONPATH}}; ")
 
 from video_emotion.config import ConfigError, deep_merge, load_yaml, model_specs, resolve, typed
 from video_emotion.datasets import source_path

@@ -66,7 +66,7 @@ def test_dry_run_on_the_enterface05_preset_lists_each_jobs_requests(tmp_path: Pa
     n_videos = make_enterface_tree(data)
     preset = ["--configfile", str(ROOT / "workflow" / "presets" / "enterface05.yaml"), "--config",
               f"dataset_root={data}"]
-    run(work, "results/manifest.parquet", "--cores", "1", *preset)  # the checkpoint: reads paths only
+    run(work, "results/manifest.parquet", "results/folds.parquet", "--cores", "1", *preset)  # the checkpoints
     first = run(work, "--profile", str(PROFILE), "-n", *preset).stdout
     stats = dict(line.split() for line in first.split("Job stats:")[1].splitlines()[3:] if len(line.split()) == 2)
     assert int(stats["frames"]) == n_videos and int(stats["faces"]) == 44 and int(stats["train"]) == 30, stats

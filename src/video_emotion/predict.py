@@ -15,6 +15,7 @@ probability over the windows with a face, as evaluation averages the probabiliti
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from collections import deque
@@ -25,10 +26,11 @@ import pandas as pd
 import torch
 
 from video_emotion.cache import normalize_clip
+from video_emotion.faces import DEFAULTS as FACE_DEFAULTS
 from video_emotion.faces import FacePipeline
 from video_emotion.frames import iter_frames, probe
-from video_emotion.io import atomic_path, write_parquet
 from video_emotion.inference import load_checkpoint, resolve_device
+from video_emotion.io import atomic_path, write_parquet
 
 log = logging.getLogger(__name__)
 
@@ -67,16 +69,31 @@ def overall_emotion(timeline: pd.DataFrame, classes: list[str]) -> tuple[str | N
     return classes[int(mean.argmax())], mean
 
 
-def _preprocessing(ckpt: dict, checkpoint: Path) -> tuple[dict, dict]:
-    """The frames and faces settings the model was trained with (from the checkpoint)."""
+FRAMES_KEYS = ("fps", "height")
+
+
+def _preprocessing(ckpt: dict, checkpoint: Path, overrides: dict | None = None) -> tuple[dict, dict]:
+    """The frames and faces settings the model was trained with (from the checkpoint), updated by
+    ``overrides`` ``{"frames": {...}, "faces": {...}}``; unknown sections or keys are refused, naming the valid ones."""
     config = ckpt.get("config") or {}
     if "frames" not in config or "faces" not in config:
         raise ValueError(f"{checkpoint} does not record the frames/faces settings it was trained with "
                          "(ckpt['config']['frames'|'faces']); retrain it with this version of video-emotion")
-    faces = dict(config["faces"])
+    frames, faces = dict(config["frames"]), dict(config["faces"])
+    overrides = overrides or {}
+    unknown = set(overrides) - {"frames", "faces"}
+    bad_frames = set(overrides.get("frames") or {}) - set(FRAMES_KEYS)
+    bad_faces = set(overrides.get("faces") or {}) - set(FACE_DEFAULTS)
+    if unknown or bad_frames or bad_faces:
+        raise ValueError(f"unknown predict overrides {sorted(unknown | bad_frames | bad_faces)}; valid: frames "
+                         f"{list(FRAMES_KEYS)}, faces {sorted(FACE_DEFAULTS)}")
+    frames.update(overrides.get("frames") or {})
+    faces.update(overrides.get("faces") or {})
+    if overrides:
+        log.info("predict overrides the checkpoint's settings: %s", json.dumps(overrides, sort_keys=True))
     if str(faces.get("device", "cpu")).startswith("cuda") and not torch.cuda.is_available():
         faces["device"] = "cpu"
-    return dict(config["frames"]), faces
+    return frames, faces
 
 
 def _score(model: torch.nn.Module, clips: list[np.ndarray], device: torch.device) -> np.ndarray:
@@ -93,25 +110,28 @@ def predict(
     window: int | None = None,
     stride: int | None = None,
     device: str = "auto",
+    overrides: dict | None = None,
 ) -> pd.DataFrame:
     """Write and return the emotion timeline of ``video``; print its overall emotion.
 
     One row per window: ``time_s`` (the window's centre), ``p_<class>`` (float32, NaN without a face), ``pred``
     (categorical over the classes, missing without a face) and ``face_found``. ``window`` and ``stride`` are in
     frames at the training fps (defaults: the checkpoint's clip length and half of it). The overall emotion and
-    the settings used are in the Parquet schema metadata and ``timeline.attrs``.
+    the settings used are in the Parquet schema metadata and ``timeline.attrs``. ``overrides``
+    (``{"frames": {...}, "faces": {...}}``) replace the checkpoint's preprocessing settings.
     """
     video, checkpoint = Path(video), Path(checkpoint)
     parquet_path, png_path = timeline_paths(video, out_dir)
     dev = resolve_device(device)
     model, ckpt = load_checkpoint(checkpoint, dev)
-    frames_cfg, faces_cfg = _preprocessing(ckpt, checkpoint)
+    frames_cfg, faces_cfg = _preprocessing(ckpt, checkpoint, overrides)
     classes, clip_len = [str(c) for c in ckpt["classes"]], int(ckpt["clip_len"])
     window = int(window or clip_len)
     stride = int(stride or max(1, window // 2))
     if window < 1 or stride < 1:
         raise ValueError(f"window ({window}) and stride ({stride}) must be at least 1 frame")
-    fps = float(frames_cfg.get("fps") or probe(video)["fps"])
+    info = probe(video)
+    fps = float(frames_cfg.get("fps") or info["fps"])
     pipeline = FacePipeline(faces_cfg)
     if int(pipeline.params["crop_size"]) != int(ckpt["crop_size"]):
         raise ValueError(f"{checkpoint} was trained on {ckpt['crop_size']} px crops but its faces settings make "
@@ -142,8 +162,9 @@ def predict(
 
     n = 0
     frames = iter_frames(video, fps, frames_cfg.get("height"))
-    for crop, _, _, _, _, detected in pipeline.iter_process(frames):
-        recent.append((crop, bool(detected)))
+    ratio = float(frames_cfg["height"]) / info["height"] if frames_cfg.get("height") else 1.0
+    for face in pipeline.iter_process(frames, ratio):
+        recent.append((face.crop, bool(face.detected)))
         n += 1
         if n >= window and (n - window) % stride == 0:
             add_window(n - window)
@@ -166,7 +187,8 @@ def predict(
     meta = {"video": str(video), "checkpoint": str(checkpoint), "model": ckpt["model_name"], "classes": classes,
             "overall": overall, "overall_probs": [None if np.isnan(v) else float(v) for v in mean],
             "fps": fps, "window": window, "stride": stride, "clip_len": clip_len, "n_frames": n,
-            "frames": frames_cfg, "faces": pipeline.params, "backend": pipeline.backend.name}
+            "frames": frames_cfg, "faces": pipeline.params, "backend": pipeline.backend.name,
+            "overrides": overrides or {}}
     timeline.attrs.update(meta)
     write_parquet(timeline, parquet_path, meta)
     plot_timeline(timeline, classes, png_path, title=f"{video.name}: {overall or 'no face found'}")

@@ -66,6 +66,7 @@ class FaceFrame(NamedTuple):
     box: np.ndarray             # float32 (4,)
     score: float
     detected: bool              # False where interpolated or held
+    keyframe: bool              # the detector found the face on this frame (else tracked, interpolated or held)
     n_faces: int                # faces the latest detection saw
     outside: int                # landmarks outside the frame (a face cut by the frame edge)
 
@@ -91,10 +92,16 @@ class FaceResult:
     boxes: np.ndarray           # float32 (T, 4) x0, y0, x1, y1
     scores: np.ndarray          # float32 (T,)
     detected: np.ndarray        # bool (T,)
+    keyframe: np.ndarray        # bool (T,) found by the detector on this frame
     n_faces: np.ndarray         # uint8 (T,) faces the latest detection saw
     outside: np.ndarray         # uint8 (T,) landmarks outside the frame
     backend: str
     stats: dict                 # per video: identity_switches, fallback_calls, ...
+
+
+def _keyed(box, score, landmarks, detected_now) -> tuple:
+    """A :class:`FaceTracker` step as ``(box, score, landmarks, found by the detector on this frame)``."""
+    return box, score, landmarks, detected_now and landmarks is not None
 
 
 def longest_run(mask: np.ndarray) -> int:
@@ -139,11 +146,11 @@ class FacePipeline:
             tracker = FaceTracker(self.backend, p["detect_every"], scale, p["redetect_threshold"], p["select"],
                                   p["switch_threshold"], p["box_smooth"],
                                   detect_scale(p, self.backend, source_ratio, fallback=True) if use_fallback else None)
-            steps = ((frame, *tracker.update(frame)[:3]) for frame in frames)
+            steps = ((frame, *_keyed(*tracker.update(frame))) for frame in frames)
         smoother = LandmarkFilter(p["max_gap"], p["smooth"])
-        waiting: deque = deque()  # (frame, box, score, detected, n_faces) until its landmarks are final
-        for frame, box, score, landmarks in steps:
-            waiting.append((frame, box, score, landmarks is not None, tracker.n_faces))
+        waiting: deque = deque()  # (frame, box, score, detected, keyframe, n_faces) until its landmarks are final
+        for frame, box, score, landmarks, keyframe in steps:
+            waiting.append((frame, box, score, landmarks is not None, keyframe, tracker.n_faces))
             yield from self._finish(smoother.push(landmarks), waiting)
         yield from self._finish(smoother.flush(), waiting)
         self.stats = {"detect_scale": scale, "select": p["select"], "identity_switches": int(tracker.switches),
@@ -154,11 +161,11 @@ class FacePipeline:
     def _finish(self, final, waiting):
         size, margin = self.params["crop_size"], self.params["margin"]
         for _, landmarks in final:
-            frame, box, score, detected, n_faces = waiting.popleft()
+            frame, box, score, detected, keyframe, n_faces = waiting.popleft()
             if landmarks is None:  # no face seen yet anywhere near: an empty crop
                 nan = np.full((68, 2), np.nan, np.float32)
                 yield FaceFrame(np.zeros((size, size, 3), np.uint8), nan, nan, np.full(4, np.nan, np.float32), 0.0,
-                                False, n_faces, 0)
+                                False, False, n_faces, 0)
                 continue
             crop, in_crop = align_face(frame, landmarks, size, margin)
             if not detected:
@@ -167,7 +174,8 @@ class FacePipeline:
             h, w = frame.shape[:2]
             outside = int(((landmarks[:, 0] < 0) | (landmarks[:, 0] > w - 1) | (landmarks[:, 1] < 0)
                            | (landmarks[:, 1] > h - 1)).sum())
-            yield FaceFrame(crop, landmarks, in_crop, np.asarray(box, np.float32), score, detected, n_faces, outside)
+            yield FaceFrame(crop, landmarks, in_crop, np.asarray(box, np.float32), score, detected, keyframe, n_faces,
+                            outside)
 
     def process(self, frames: Iterable[np.ndarray], source_ratio: float = 1.0) -> FaceResult:
         """All arrays of one video (the crops are kept; the source frames are not)."""
@@ -177,10 +185,11 @@ class FacePipeline:
             empty = np.zeros((0, 68, 2), np.float32)
             return FaceResult(np.zeros((0, size, size, 3), np.uint8), empty, empty.copy(),
                               np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros(0, bool),
-                              np.zeros(0, np.uint8), np.zeros(0, np.uint8), self.backend.name, self.stats)
+                              np.zeros(0, bool), np.zeros(0, np.uint8), np.zeros(0, np.uint8), self.backend.name, self.stats)
         c = list(zip(*rows, strict=True))
         return FaceResult(np.stack(c[0]), np.stack(c[1]), np.stack(c[2]), np.stack(c[3]), np.asarray(c[4], np.float32),
-                          np.asarray(c[5], bool), np.asarray(c[6], np.uint8), np.asarray(c[7], np.uint8),
+                          np.asarray(c[5], bool), np.asarray(c[6], bool), np.asarray(c[7], np.uint8),
+                          np.asarray(c[8], np.uint8),
                           self.backend.name, self.stats)
 
 
@@ -207,7 +216,7 @@ class _GroupWriter:
     # dataset -> (FaceFrame field, shape of one frame, dtype)
     SMALL = {"landmarks": ("landmarks", (68, 2), np.float32), "landmarks_crop": ("landmarks_crop", (68, 2), np.float32),
              "boxes": ("box", (4,), np.float32), "scores": ("score", (), np.float32), "detected": ("detected", (), bool),
-             "n_faces": ("n_faces", (), np.uint8), "outside": ("outside", (), np.uint8)}
+             "keyframe": ("keyframe", (), bool), "n_faces": ("n_faces", (), np.uint8), "outside": ("outside", (), np.uint8)}
 
     def __init__(self, group, crop_size: int):
         self.group, self.size = group, crop_size

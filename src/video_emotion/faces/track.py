@@ -193,7 +193,8 @@ class FaceTracker:
 
 class ChunkTracker:
     """The followed face for backends that landmark many frames at once (``backend.batched``), one chunk of
-    ``batch_size`` frames at a time: ``run(frames)`` yields ``(frame, box or None, score, landmarks or None)``.
+    ``batch_size`` frames at a time: ``run(frames)`` yields ``(frame, box or None, score, landmarks or None,
+    found_by_detector)``.
 
     In each chunk the detector (``backend.detect_batch``) sees the frames at every ``detect_every``-th index of the
     video and the chunk's last frame; the followed face is chosen as :class:`FaceTracker` chooses it. Between two
@@ -271,7 +272,7 @@ class ChunkTracker:
         self.last, self.start = found[n - 1], self.start + n
         for i, frame in enumerate(frames):
             self.n_faces = self.counts.get(i, self.n_faces)
-            yield frame, boxes[i], scores[i], landmarks.get(i)
+            yield frame, boxes[i], scores[i], landmarks.get(i), i in self.counts and found[i][0] is not None
 
 
 class LandmarkFilter:

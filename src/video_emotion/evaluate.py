@@ -20,8 +20,8 @@ import torch
 from torch.utils.data import DataLoader
 
 from video_emotion.cache import ClipDataset, read_index
-from video_emotion.inference import load_checkpoint, predict_clips, resolve_device, video_scores
 from video_emotion.io import write_parquet
+from video_emotion.inference import load_checkpoint, predict_clips, resolve_device, video_scores
 
 log = logging.getLogger(__name__)
 

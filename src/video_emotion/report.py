@@ -387,8 +387,8 @@ def attention_panels(results_dir: Path, model_name: str | None, per_class: int, 
     import torch
 
     from video_emotion.cache import ClipDataset, normalize_clip, read_index
-    from video_emotion.inference import load_checkpoint
     from video_emotion.models.explain import attention_map
+    from video_emotion.inference import load_checkpoint
 
     models = sorted(p.name for p in (results_dir / "models").glob("*") if any(p.glob("fold*/best.pt")))
     cache = results_dir / "cache" / "clips.h5"

@@ -33,14 +33,7 @@ from torch.utils.data.distributed import DistributedSampler
 from tqdm import tqdm
 
 from video_emotion.cache import ClipDataset, read_index
-from video_emotion.inference import (
-    autocast,
-    model_input,
-    predict_clips,
-    read_checkpoint,
-    resolve_device,
-    video_scores,
-)
+from video_emotion.inference import autocast, model_input, predict_clips, read_checkpoint, resolve_device, video_scores
 from video_emotion.io import atomic_path, write_parquet
 from video_emotion.metrics import scores
 from video_emotion.splits import LeakageError, check_no_leak, fold_subjects

@@ -137,6 +137,8 @@ def predict(
         raise ValueError(f"{checkpoint} was trained on {ckpt['crop_size']} px crops but its faces settings make "
                          f"{pipeline.params['crop_size']} px ones; the checkpoint is inconsistent, retrain it")
     min_share = float(pipeline.params["min_detection_rate"])
+    log.info("settings used: frames %s; faces %s", json.dumps(frames_cfg, sort_keys=True),
+             json.dumps(pipeline.params, sort_keys=True))
 
     recent: deque = deque(maxlen=window)  # (crop, detected) of the last `window` frames
     starts, clips, probs, found = [], [], [], []

@@ -68,10 +68,12 @@ def nme(found: np.ndarray, truth: np.ndarray) -> float:
     return float(np.linalg.norm(found - truth, axis=-1).mean() / np.linalg.norm(truth[45] - truth[36]))
 
 
-def run(backend: DlibBackend, scenes: list, height: int, fallback: bool) -> tuple[int, int, list[float], float, int]:
-    """``(faces found, faces present, landmark errors, seconds, frames)`` of one condition."""
+def run(backend: DlibBackend, scenes: list, height: int, fallback: bool,
+        scale: float | None = None) -> tuple[int, int, list[float], float, int]:
+    """``(faces found, faces present, landmark errors, seconds, frames)`` of one condition (``scale``: a fixed
+    ``detect_scale`` instead of the default)."""
     ratio = height / H
-    params = dict(DEFAULTS)
+    params = {**DEFAULTS, "detect_scale": scale}
     tracker = FaceTracker(backend, 1, detect_scale(params, backend, ratio),
                           fallback_scale=detect_scale(params, backend, ratio, fallback=True) if fallback else None)
     found = present = 0
@@ -99,6 +101,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--heights", type=int, nargs="+", default=[240, 576],
                         help="stored frame heights (the frames stage's frames.height); sizes are run at each")
+    parser.add_argument("--detect-scale", type=float, help="a fixed detect_scale (0.5 was the old default)")
+    parser.add_argument("--only", default="", help="run only the conditions whose name starts with this")
     args = parser.parse_args()
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     start = time.perf_counter()
@@ -106,10 +110,10 @@ def main() -> None:
     table, smallest = [], {}
     for height in args.heights:
         for name, scenes in conditions().items():
-            if height != args.heights[0] and not name.startswith("size"):
+            if (height != args.heights[0] and not name.startswith("size")) or not name.startswith(args.only):
                 continue
             for label, fallback in (("dlib HOG", False), ("dlib HOG + CNN fallback", True)):
-                found, present, errors, seconds, frames = run(backend, scenes, height, fallback)
+                found, present, errors, seconds, frames = run(backend, scenes, height, fallback, args.detect_scale)
                 rate = found / present
                 table.append((height, name, label, rate, float(np.median(errors)) if errors else float("nan"),
                               frames / seconds))

@@ -16,6 +16,7 @@ test: $(VENV)/.installed
 
 lint: $(VENV)/.installed
 	ruff check .
+	snakefmt --check Snakefile workflow
 	snakemake --lint
 
 setup: $(VENV)/.installed

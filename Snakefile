@@ -19,6 +19,8 @@ include: "workflow/rules/faces.smk"
 include: "workflow/rules/cache.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/metrics.smk"
+include: "workflow/rules/attention.smk"
 include: "workflow/rules/report.smk"
 include: "workflow/rules/predict.smk"
 

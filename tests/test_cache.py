@@ -21,7 +21,7 @@ from video_emotion.cache import (
     qc_path,
     read_index,
 )
-from video_emotion.io import write_parquet
+from video_emotion.io import DamagedFileError, write_parquet
 from video_emotion.labels import EMOTIONS
 
 
@@ -70,7 +70,7 @@ def write_faces(
         faces.append(path)
     manifest = pd.DataFrame(rows)
     manifest["label"] = pd.Categorical(manifest["label"], categories=list(EMOTIONS))
-    write_parquet(manifest, root / "manifest.parquet")
+    write_parquet(manifest, root / "manifest.parquet", metadata={"dataset": "test"})
     return root / "manifest.parquet", faces
 
 
@@ -95,7 +95,9 @@ def test_build_cache_layout_and_skipped(tmp_path):
     assert summary["videos"] == 3 * 6 - 1
     assert {s["video_id"]: s["reason"] for s in summary["skipped"]} == {
         "s1_fear_0": "faces: no face found", "ghost": "not in the faces files"}
-    assert set(pd.read_parquet(out.parent / "skipped.parquet")["video_id"]) == {"s1_fear_0", "ghost"}
+    skipped = pd.read_parquet(out.parent / "skipped.parquet")
+    assert set(skipped["video_id"]) == {"s1_fear_0", "ghost"} and list(skipped.columns) == [
+        "video_id", "subject", "fold", "reason"]
 
     index, attrs = read_index(out)
     assert attrs["classes"] == list(EMOTIONS) and attrs["crop_size"] == 16
@@ -118,17 +120,56 @@ def test_corrupt_faces_file_names_file_and_keeps_old_cache(tmp_path):
     build_cache(manifest, faces, out, {"clip_len": 4})
     before = out.read_bytes()
     faces[1].write_bytes(b"not an hdf5 file")
-    with pytest.raises(RuntimeError, match=r"s1\.h5.*rerun"):
+    with pytest.raises(DamagedFileError, match=rf"{faces[1]} is damaged .*snakemake --cores all --forcerun {faces[1]}"):
         build_cache(manifest, faces, out, {"clip_len": 4})
     assert out.read_bytes() == before
     assert not list(tmp_path.glob(".clips.h5*"))  # no temporary left behind
 
 
-def test_corrupt_cache_error_names_file(tmp_path):
-    bad = tmp_path / "clips.h5"
-    bad.write_bytes(b"\0" * 100)
-    with pytest.raises(RuntimeError, match="clips.h5.*rerun the cache rule"):
-        ClipDataset(bad, clip_len=4)
+@pytest.mark.parametrize("keep", [0.3, 0.7, 0.98])
+def test_truncated_faces_file_is_named_with_the_command_that_rebuilds_it(tmp_path, keep):
+    manifest, faces = write_faces(tmp_path, subjects=2, n_frames=40, size=32)
+    data = faces[0].read_bytes()
+    faces[0].write_bytes(data[:int(len(data) * keep)])
+    with pytest.raises(DamagedFileError, match=rf"{faces[0]} is damaged .*--forcerun {faces[0]}$"):
+        build_cache(manifest, faces, tmp_path / "clips.h5", {"clip_len": 4})
+    assert not (tmp_path / "clips.h5").exists()
+
+
+@pytest.mark.parametrize("keep", [0.0, 0.01, 0.5, 0.99])
+def test_truncated_cache_is_named_with_the_command_that_rebuilds_it(tmp_path, keep):
+    out = make_cache(tmp_path, subjects=3, n_frames=20)
+    data = out.read_bytes()
+    out.write_bytes(data[:int(len(data) * keep)])
+    with pytest.raises(DamagedFileError, match=rf"{out} is damaged .*--forcerun {out}$"):
+        ds = ClipDataset(out, clip_len=4)
+        for i in range(len(ds)):
+            ds[i]
+
+
+def test_content_hash_identifies_the_content(tmp_path):
+    a = make_cache(tmp_path / "a", subjects=2)
+    b = make_cache(tmp_path / "b", subjects=2)  # the same content, written again
+    c = make_cache(tmp_path / "c", subjects=2, seed=1)  # other pixels
+    d = make_cache(tmp_path / "d", clip_len=5, subjects=2)  # other settings
+    hashes = [read_index(x)[1]["content_hash"] for x in (a, b, c, d)]
+    assert hashes[0] == hashes[1] and len(set(hashes)) == 3
+
+
+def test_stale_temporaries_of_a_killed_writer_are_removed_by_the_next_one(tmp_path):
+    import os
+
+    manifest, faces = write_faces(tmp_path, subjects=2)
+    out = tmp_path / "cache" / "clips.h5"
+    out.parent.mkdir()
+    stale = out.parent / ".clips.h5.k1ll3d_x.tmp.h5"
+    stale.write_bytes(b"half a file")
+    os.utime(stale, (0, 0))  # older than this process
+    other = out.parent / ".clips.h5.old.h5.k1ll3d_x.tmp.h5"  # another target's
+    other.write_bytes(b"x")
+    os.utime(other, (0, 0))
+    build_cache(manifest, faces, out, {"clip_len": 4})
+    assert not stale.exists() and other.exists()
 
 
 def test_eval_clips_evenly_spaced_and_normalised(tmp_path):

@@ -1,21 +1,158 @@
-"""The config schema is the documented source of every default; the library's own defaults must agree with it,
-and every shipped config (the demo and each preset) must validate."""
+"""The run's config as Snakemake itself resolves it: schema defaults, then the demo preset (demo only), then the
+user's files and --config, one deep-merge rule throughout. The resolved config is read back from the
+`resolved_config` rule's output, so these tests go through Snakemake's own config loading, not a copy of it."""
 
 from __future__ import annotations
 
+import inspect
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import yaml
-from snakemake.utils import validate
+
+from video_emotion.config import ARCH_KWARGS, ConfigError, deep_merge, model_specs, resolve
 
 ROOT = Path(__file__).resolve().parents[1]
 SCHEMA = ROOT / "workflow" / "schemas" / "config.schema.yaml"
+PRESETS = ROOT / "workflow" / "presets"
+DEMO = yaml.safe_load((PRESETS / "demo.yaml").read_text())
 
 
-def schema_defaults(section: str) -> dict:
-    props = yaml.safe_load(SCHEMA.read_text())["properties"][section]["properties"]
-    return {key: spec.get("default") for key, spec in props.items()}
+def load(path: Path) -> dict:
+    return yaml.safe_load(path.read_text()) or {}
+
+
+def schema_defaults(schema: dict) -> dict:
+    """The schema's default of every key, read straight from the schema file (nested sections recursively)."""
+    out = {}
+    for key, spec in schema.get("properties", {}).items():
+        if "properties" in spec:
+            out[key] = schema_defaults(spec)
+        elif "default" in spec:
+            out[key] = spec["default"]
+    return out
+
+
+def leaves(d: dict, prefix=()) -> dict:
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict) and v:
+            out.update(leaves(v, (*prefix, k)))
+        else:
+            out[(*prefix, k)] = v
+    return out
+
+
+def resolved_by_snakemake(workdir: Path, *args: str) -> dict:
+    """Run the resolved_config rule in ``workdir`` (with the project's config.yaml) and read its output."""
+    (workdir / "config.yaml").write_text((ROOT / "config.yaml").read_text())
+    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile"), "--directory", str(workdir),
+           "--cores", "1", "results/config.yaml", *args]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return load(workdir / "results" / "config.yaml")
+
+
+def assert_layers(resolved: dict, layers: list[dict]) -> None:
+    """Every leaf of the resolved config is the value of the highest layer that sets it, else the schema default:
+    nothing else (no demo value in a real-dataset run) can be there."""
+    expected = leaves(schema_defaults(load(SCHEMA)))
+    for layer in layers:
+        for path, value in leaves(layer).items():
+            # a layer's leaf replaces the subtree under it and an empty default mapping above it
+            expected = {p: v for p, v in expected.items() if p[:len(path)] != path and path[:len(p)] != p}
+            expected[path] = value
+    got = leaves(resolved)
+    assert got == expected, {p: (got.get(p), expected.get(p)) for p in set(got) | set(expected)
+                             if got.get(p) != expected.get(p)}
+
+
+@pytest.mark.parametrize("preset", ["enterface05", "ravdess", "crema_d"])
+def test_a_preset_resolves_to_schema_defaults_plus_its_own_keys(tmp_path: Path, preset: str) -> None:
+    path = PRESETS / f"{preset}.yaml"
+    resolved = resolved_by_snakemake(tmp_path, "--configfile", str(path), "--config", "dataset_root=/data/x")
+    assert_layers(resolved, [load(ROOT / "config.yaml"), load(path), {"dataset_root": "/data/x"}])
+    demo_only = {p: v for p, v in leaves(DEMO).items() if leaves(schema_defaults(load(SCHEMA))).get(p) != v}
+    leaked = {p: v for p, v in demo_only.items() if leaves(resolved).get(p) == v and p not in leaves(load(path))}
+    assert not leaked, f"demo settings in the {preset} run: {leaked}"
+
+
+def test_the_demo_is_schema_defaults_plus_the_demo_preset(tmp_path: Path) -> None:
+    resolved = resolved_by_snakemake(tmp_path)
+    assert_layers(resolved, [DEMO, load(ROOT / "config.yaml")])
+
+
+def test_config_values_merge_deeply_and_keep_their_types(tmp_path: Path) -> None:
+    resolved = resolved_by_snakemake(tmp_path, "--config", "model_kwargs={res_att: {heads: 4}}",
+                                     "train={lr: 0.001, amp: false}", "seeds=[0, 1]")
+    assert resolved["model_kwargs"]["res_att"] == {**DEMO["model_kwargs"]["res_att"], "heads": 4}
+    assert resolved["train"]["lr"] == 0.001 and resolved["train"]["amp"] is False
+    assert resolved["train"]["epochs"] == DEMO["train"]["epochs"]
+    assert resolved["seeds"] == [0, 1]
+
+
+def test_a_user_file_over_the_demo_keeps_the_demo_size(tmp_path: Path) -> None:
+    (tmp_path / "mine.yaml").write_text("models: [res_att, c3d]\ntrain: {epochs: 2}\n")
+    resolved = resolved_by_snakemake(tmp_path, "--configfile", str(tmp_path / "mine.yaml"))
+    specs = model_specs(resolved)
+    assert specs["c3d"]["kwargs"] == DEMO["model_kwargs"]["c3d"]
+    assert resolved["train"]["epochs"] == 2 and resolved["train"]["lr"] == DEMO["train"]["lr"]
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--config", "train={epohcs: 3}"], ["epohcs", "did you mean epochs"]),
+    (["--config", "frames={fps: -3}"], ["frames.fps"]),
+    (["--config", "model_kwargs={res_att: {hedas: 2}}"], ["hedas", "did you mean heads"]),
+    (["--config", "models=[res_att, resatt]"], ["resatt", "model_variants"]),
+    (["--config", "dataset=enterface05"], ["dataset_root"]),
+])
+def test_a_bad_config_stops_the_run_with_one_line_naming_the_key(tmp_path: Path, args, words) -> None:
+    (tmp_path / "config.yaml").write_text((ROOT / "config.yaml").read_text())
+    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile"), "--directory", str(tmp_path),
+           "-n", *args]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    for word in words:
+        assert word in out, out
+    assert "Traceback" not in out and "$schema" not in out, out
+
+
+def test_variants_take_their_architecture_and_keywords() -> None:
+    config = resolve({"dataset": "csv", "dataset_root": "x.csv", "models": ["res_att", "res_att_h4"], "model_variants": {"res_att_h4": {"arch": "res_att",
+                      "heads": 4}}, "model_kwargs": {"res_att": {"width": 8}}}, load(SCHEMA), DEMO)
+    specs = model_specs(config)
+    assert specs["res_att"]["arch"] == "res_att" and "heads" not in specs["res_att"]["kwargs"]
+    assert specs["res_att_h4"] == {"arch": "res_att", "kwargs": {"width": 8, "heads": 4}}
+
+
+def test_every_demo_model_is_demo_size() -> None:
+    config = resolve({"models": sorted(ARCH_KWARGS)}, load(SCHEMA), DEMO)
+    for name, spec in model_specs(config).items():
+        assert spec["kwargs"].get("width") == 8, name
+
+
+def test_deep_merge_replaces_lists_and_merges_mappings() -> None:
+    assert deep_merge({"a": {"b": 1, "c": [1, 2]}, "d": 1}, {"a": {"c": [3]}}) == {"a": {"b": 1, "c": [3]}, "d": 1}
+
+
+def test_a_wrong_type_is_refused_by_resolve() -> None:
+    with pytest.raises(ConfigError, match="seeds"):
+        resolve({"seeds": ["a"]}, load(SCHEMA), DEMO)
+
+
+def test_architecture_keywords_match_the_model_classes() -> None:
+    from video_emotion.models.c3d import C3D
+    from video_emotion.models.p3d import P3DNet
+
+    def keywords(cls) -> set[str]:
+        return {n for n, p in inspect.signature(cls.__init__).parameters.items()
+                if p.kind == p.KEYWORD_ONLY}
+
+    assert ARCH_KWARGS["c3d"] == keywords(C3D)
+    assert ARCH_KWARGS["res_att"] == keywords(P3DNet)
 
 
 def test_library_defaults_match_the_schema() -> None:
@@ -25,21 +162,17 @@ def test_library_defaults_match_the_schema() -> None:
     from video_emotion.metrics import METRICS_DEFAULTS
     from video_emotion.train import TRAIN_DEFAULTS
 
-    for section, defaults in [("cache", CACHE_DEFAULTS), ("evaluate", EVALUATE_DEFAULTS), ("faces", FACES_DEFAULTS),
-                              ("metrics", METRICS_DEFAULTS), ("train", TRAIN_DEFAULTS)]:
-        assert schema_defaults(section) == dict(defaults), section
+    defaults = schema_defaults(load(SCHEMA))
+    train = {k: v for k, v in TRAIN_DEFAULTS.items() if k != "seed"}  # the seed comes from `seeds`, per run
+    for section, library in [("cache", CACHE_DEFAULTS), ("evaluate", EVALUATE_DEFAULTS), ("faces", FACES_DEFAULTS),
+                             ("metrics", METRICS_DEFAULTS), ("train", train)]:
+        assert defaults[section] == dict(library), section
 
 
-@pytest.mark.parametrize("path", [ROOT / "config.yaml", *sorted((ROOT / "workflow" / "presets").glob("*.yaml"))],
-                         ids=lambda p: p.name)
-def test_shipped_configs_validate(path: Path) -> None:
-    config = yaml.safe_load((ROOT / "config.yaml").read_text())
-    config.update(yaml.safe_load(path.read_text()))  # a preset is layered over config.yaml, as snakemake does
-    validate(config, str(SCHEMA))
+def test_videos_that_share_a_file_name_get_distinct_names() -> None:
+    from video_emotion.io import unique_names
 
-
-def test_a_typo_is_refused() -> None:
-    config = yaml.safe_load((ROOT / "config.yaml").read_text())
-    config["train"]["epohcs"] = 3
-    with pytest.raises(Exception, match="epohcs"):
-        validate(config, str(SCHEMA))
+    names = unique_names(["/x/new videos/a/clip été 1.avi", "/x/new videos/b/clip été 1.avi", "/d/s3_su_1.avi",
+                          "/d/s3_su_1.avi"])
+    assert names == {"a_clip_ete_1": "/x/new videos/a/clip été 1.avi", "b_clip_ete_1": "/x/new videos/b/clip été 1.avi",
+                     "s3_su_1": "/d/s3_su_1.avi"}

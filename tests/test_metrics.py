@@ -1,4 +1,4 @@
-"""Metrics: numpy implementations against scikit-learn, bootstrap intervals, and the written tables."""
+"""Metrics: scores against scikit-learn, the pooled headline, subject bootstrap, paired comparisons, the tables."""
 
 from __future__ import annotations
 
@@ -8,11 +8,32 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats
 from sklearn import metrics as skm
 
 from video_emotion.io import write_parquet
 from video_emotion.labels import EMOTIONS
-from video_emotion.metrics import bootstrap_ci, compute_metrics, confusion_matrix, per_class, scores
+from video_emotion.metrics import (
+    TABLES,
+    bootstrap_ci,
+    bootstrap_draws,
+    compare,
+    compute_metrics,
+    confusion_matrix,
+    interval_unit,
+    paired_permutation_test,
+    per_class,
+    read_predictions,
+    run_keys,
+    scores,
+    summary_lines,
+)
+
+
+def balanced_accuracy(y_true, y_pred) -> float:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "y_pred contains classes not in y_true"
+        return skm.balanced_accuracy_score(y_true, y_pred)
 
 
 @pytest.mark.parametrize("seed", range(20))
@@ -26,10 +47,7 @@ def test_scores_match_scikit_learn(seed):
     y_pred = np.where(rng.random(n) < 0.4, y_true, rng.integers(0, k, n))
     s = scores(y_true, y_pred, k)
     assert s["accuracy"] == pytest.approx(skm.accuracy_score(y_true, y_pred))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # "y_pred contains classes not in y_true"
-        uar = skm.balanced_accuracy_score(y_true, y_pred)
-    assert s["uar"] == pytest.approx(uar)
+    assert s["uar"] == pytest.approx(balanced_accuracy(y_true, y_pred))
     assert s["macro_f1"] == pytest.approx(skm.f1_score(y_true, y_pred, average="macro", zero_division=0))
     cm = confusion_matrix(y_true, y_pred, k)
     np.testing.assert_array_equal(cm, skm.confusion_matrix(y_true, y_pred, labels=range(k)))
@@ -59,63 +77,200 @@ def test_bootstrap_is_seeded_and_brackets_the_estimate():
     assert by_subject[1] - by_subject[0] > by_video[1] - by_video[0]
 
 
-def write_predictions(root, model: str, fold: int, labels, preds, subjects) -> None:
-    df = pd.DataFrame({"video_id": [f"{model}{fold}_{i}" for i in range(len(labels))],
+def test_subject_bootstrap_against_a_hand_computed_case():
+    # Subject A: two anger videos, both right; subject B: one disgust video, called anger.
+    # Two subjects drawn with replacement: AA (1/4), AB (1/2), BB (1/4).
+    #   WAR: AA 4/4 = 1, AB 2/3, BB 0/2 = 0;  UAR: AA 1 (anger only), AB (1 + 0)/2 = 0.5, BB 0.
+    y_true, y_pred, groups = np.array([0, 0, 1]), np.array([0, 0, 0]), np.array(["A", "A", "B"])
+    draws = bootstrap_draws(y_true, y_pred, 6, groups=groups, n_boot=20000, seed=0)
+    for metric, outcomes in (("accuracy", {1.0: 0.25, 2 / 3: 0.5, 0.0: 0.25}),
+                             ("uar", {1.0: 0.25, 0.5: 0.5, 0.0: 0.25})):
+        values = draws[metric]
+        assert np.isin(np.round(values, 9), np.round(list(outcomes), 9)).all()
+        for value, prob in outcomes.items():
+            assert np.isclose(values, value).mean() == pytest.approx(prob, abs=0.015)
+        assert bootstrap_ci(y_true, y_pred, 6, groups=groups, n_boot=20000)[metric] == (0.0, 1.0)
+    assert draws["accuracy"].mean() == pytest.approx(0.25 + 0.5 * 2 / 3, abs=0.01)
+
+
+@pytest.mark.parametrize("metric", ["accuracy", "uar"])
+@pytest.mark.parametrize("seed", range(3))
+def test_paired_permutation_test_against_scipy(metric, seed):
+    """Swapping two models' predictions of whole subjects: exact p-value against scipy's paired permutation test,
+    whose statistic is recomputed from the swapped predictions with scikit-learn."""
+    rng = np.random.default_rng(seed)
+    k, n_subjects = 4, 7
+    subjects = rng.integers(0, n_subjects, 40)
+    subjects[:n_subjects] = np.arange(n_subjects)  # every subject has videos
+    y = rng.integers(0, k, 40)
+    y[y == 3] = 2  # a class without videos
+    pa = np.where(rng.random(40) < 0.7, y, rng.integers(0, k, 40))
+    pb = np.where(rng.random(40) < 0.4, y, rng.integers(0, k, 40))
+    score = skm.accuracy_score if metric == "accuracy" else balanced_accuracy
+
+    def statistic(x, _):  # x[i] >= n_subjects: subject i's predictions swapped
+        swapped = np.isin(subjects, np.flatnonzero(np.asarray(x) >= n_subjects))
+        return score(y, np.where(swapped, pb, pa)) - score(y, np.where(swapped, pa, pb))
+
+    expected = stats.permutation_test((np.arange(n_subjects), np.arange(n_subjects) + n_subjects), statistic,
+                                      permutation_type="samples", n_resamples=np.inf, vectorized=False)
+    df = pd.DataFrame({"video_id": [f"v{i}" for i in range(40)], "subject": subjects.astype(str), "seed": 0,
+                       "label": pd.Categorical.from_codes(y, EMOTIONS[:k])})
+    rows = compare(df.assign(model="a", pred=pd.Categorical.from_codes(pa, EMOTIONS[:k])),
+                   df.assign(model="b", pred=pd.Categorical.from_codes(pb, EMOTIONS[:k])), k, "subject", n_boot=200)
+    row = next(r for r in rows if r["metric"] == metric)
+    assert row["exact"] and row["permutations"] == 2**n_subjects
+    assert row["diff"] == pytest.approx(expected.statistic)
+    assert row["p_value"] == pytest.approx(expected.pvalue)
+    assert row["ci_low"] <= row["diff"] <= row["ci_high"]
+
+
+def test_monte_carlo_permutation_p_value_is_close_to_exact():
+    rng = np.random.default_rng(1)
+    units = np.repeat(np.arange(12), 3)
+    a, b = rng.random(36) < 0.7, rng.random(36) < 0.5
+    w = np.full(36, 1 / 36)
+    exact, n, is_exact = paired_permutation_test(a, b, w, units, n_perm=5000)
+    assert is_exact and n == 4096
+    mc, n, is_exact = paired_permutation_test(a, b, w, units, n_perm=4000, seed=3)
+    assert not is_exact and n == 4000 and mc == pytest.approx(exact, abs=0.03)
+
+
+def write_predictions(path, labels, preds, subjects, video_ids=None) -> None:
+    n = len(labels)
+    df = pd.DataFrame({"video_id": video_ids if video_ids is not None else [f"v{i}" for i in range(n)],
                        "subject": [str(s) for s in subjects],
                        "label": pd.Categorical([EMOTIONS[i] for i in labels], categories=list(EMOTIONS)),
                        "pred": pd.Categorical([EMOTIONS[i] for i in preds], categories=list(EMOTIONS))})
     for c in EMOTIONS:
         df[f"p_{c}"] = np.float32(1 / 6)
     df["n_clips"] = 3
-    write_parquet(df, root / f"model={model}/fold={fold}/predictions.parquet", {"model": model})
+    write_parquet(df, path, {"epoch": 7})
 
 
-def test_compute_metrics_tables(tmp_path):
+def pred_path(root, model, seed, fold):
+    return root / f"model={model}" / f"seed={seed}" / f"fold={fold}" / "predictions.parquet"
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """Two models x two seeds x three folds of 2 subjects each; folds 1 and 2 miss classes."""
+    root = tmp_path_factory.mktemp("pred")
     rng = np.random.default_rng(0)
-    truth = {}
-    for model in ("res_att", "c3d"):
-        for fold in range(3):
-            y = rng.integers(0, 6, 30)
-            p = np.where(rng.random(30) < 0.5, y, rng.integers(0, 6, 30))
-            subjects = np.repeat([fold * 2, fold * 2 + 1], 15)
-            write_predictions(tmp_path / "pred", model, fold, y, p, subjects)
-            truth[model, fold] = (y, p, subjects)
+    truth, paths = {}, []
+    for fold in range(3):
+        y = rng.integers(0, 6 if fold == 0 else 3, 12)  # folds 1 and 2 have only three of the six classes
+        subjects = np.repeat([2 * fold, 2 * fold + 1], 6)
+        ids = [f"s{s}_{i}" for i, s in enumerate(subjects)]
+        for model, right in (("res_att", 0.7), ("c3d", 0.4)):
+            for seed in (0, 1):
+                p = np.where(rng.random(12) < right, y, rng.integers(0, 6, 12))
+                paths.append(pred_path(root, model, seed, fold))
+                write_predictions(paths[-1], y, p, subjects, ids)
+                truth[model, seed, fold] = (y, p, subjects)
+    return root, paths, truth
+
+
+def test_pooled_headline_against_scikit_learn(runs, tmp_path):
+    root, paths, truth = runs
     out = tmp_path / "metrics"
-    report = compute_metrics(tmp_path / "pred", out, {"bootstrap": 100})
-    assert {f.name for f in out.iterdir()} == {"per_fold.parquet", "summary.parquet", "confusion.parquet",
-                                              "per_class.parquet", "per_subject.parquet", "metrics.json"}
-    per_fold = pd.read_parquet(out / "per_fold.parquet").set_index(["model", "fold"])
-    for (model, fold), (y, p, _) in truth.items():
-        row = per_fold.loc[(model, fold)]
-        assert row["accuracy"] == pytest.approx(skm.accuracy_score(y, p))
-        assert row["uar"] == pytest.approx(skm.balanced_accuracy_score(y, p))
-        assert row["accuracy_ci_low"] <= row["accuracy"] <= row["accuracy_ci_high"]
-
+    compute_metrics(paths, out, {"bootstrap": 200})
+    assert {f.name for f in out.iterdir()} == {f"{t}.parquet" for t in TABLES} | {"metrics.json"}
+    per_seed = pd.read_parquet(out / "per_seed.parquet").set_index(["model", "seed"])
     summary = pd.read_parquet(out / "summary.parquet").set_index("model")
-    accs = [skm.accuracy_score(*truth["c3d", f][:2]) for f in range(3)]
-    assert summary.loc["c3d", "accuracy_mean"] == pytest.approx(np.mean(accs))
-    assert summary.loc["c3d", "accuracy_std"] == pytest.approx(np.std(accs, ddof=1))
-    y_all = np.concatenate([truth["c3d", f][0] for f in range(3)])
-    p_all = np.concatenate([truth["c3d", f][1] for f in range(3)])
-    assert summary.loc["c3d", "macro_f1_pooled"] == pytest.approx(skm.f1_score(y_all, p_all, average="macro"))
+    for model in ("res_att", "c3d"):
+        pooled = {}
+        for seed in (0, 1):
+            y = np.concatenate([truth[model, seed, f][0] for f in range(3)])
+            p = np.concatenate([truth[model, seed, f][1] for f in range(3)])
+            pooled[seed] = (skm.accuracy_score(y, p), balanced_accuracy(y, p))
+            row = per_seed.loc[(model, seed)]
+            assert (row["accuracy"], row["uar"]) == pytest.approx(pooled[seed])
+            per_fold_uar = [balanced_accuracy(*truth[model, seed, f][:2]) for f in range(3)]
+            assert row["uar_fold_mean"] == pytest.approx(np.mean(per_fold_uar))
+            assert row["uar_fold_std"] == pytest.approx(np.std(per_fold_uar, ddof=1))
+            assert row["accuracy_ci_low"] <= row["accuracy"] <= row["accuracy_ci_high"]
+        row = summary.loc[model]
+        war, uar = np.array(list(pooled.values())).T
+        assert row["accuracy"] == pytest.approx(war.mean()) and row["uar"] == pytest.approx(uar.mean())
+        assert row["accuracy_seed_std"] == pytest.approx(np.std(war, ddof=1))
+        # The stacked predictions of both seeds give the same figure (the same videos in each seed).
+        y = np.concatenate([truth[model, s, f][0] for s in (0, 1) for f in range(3)])
+        p = np.concatenate([truth[model, s, f][1] for s in (0, 1) for f in range(3)])
+        assert row["uar"] == pytest.approx(balanced_accuracy(y, p))
+        assert (row["n_seeds"], row["n_folds"], row["n_videos"], row["n_subjects"]) == (2, 3, 36, 6)
+        assert row["unit"] == "subject" and row["uar_ci_low"] <= row["uar"] <= row["uar_ci_high"]
+    labels = pd.Series(np.concatenate([truth["c3d", 0, f][0] for f in range(3)]))
+    assert summary.loc["c3d", "chance"] == pytest.approx(1 / 6)
+    assert summary.loc["c3d", "majority_accuracy"] == pytest.approx(labels.value_counts(normalize=True).max())
+    assert summary.loc["c3d", "majority_class"] == EMOTIONS[labels.value_counts().idxmax()]
+    assert summary.loc["c3d", "majority_uar"] == pytest.approx(1 / labels.nunique())
 
+    comparisons = pd.read_parquet(out / "comparisons.parquet").set_index("metric")
+    assert set(comparisons["model_a"]) == {"res_att"} and set(comparisons["model_b"]) == {"c3d"}
+    for metric in ("accuracy", "uar"):
+        row = comparisons.loc[metric]
+        diff = summary.loc["res_att", metric] - summary.loc["c3d", metric]
+        assert row["diff"] == pytest.approx(diff)
+        assert row["ci_low"] <= row["diff"] <= row["ci_high"] and 0 < row["p_value"] <= 1
+        assert (row["n_videos"], row["n_predictions"], row["n_seeds"], row["n_subjects"]) == (36, 72, 2, 6)
+        assert row["exact"] and row["permutations"] == 2**6
+
+    per_fold = pd.read_parquet(out / "per_fold.parquet").set_index(["model", "seed", "fold"])
+    y, p, _ = truth["c3d", 1, 2]
+    assert per_fold.loc[("c3d", 1, 2), "uar"] == pytest.approx(balanced_accuracy(y, p))
+    assert per_fold.loc[("c3d", 1, 2), "epoch"] == 7
     confusion = pd.read_parquet(out / "confusion.parquet")
-    assert list(confusion["true"].cat.categories) == list(EMOTIONS)
-    cm = confusion.query("model == 'res_att' and fold == 1").pivot(index="true", columns="pred", values="count")
-    np.testing.assert_array_equal(cm.to_numpy(), skm.confusion_matrix(*truth["res_att", 1][:2], labels=range(6)))
-
+    cm = confusion.query("model == 'res_att' and seed == 1 and fold == 1").pivot(
+        index="true", columns="pred", values="count")
+    np.testing.assert_array_equal(cm.to_numpy(), skm.confusion_matrix(*truth["res_att", 1, 1][:2], labels=range(6)))
     per_subject = pd.read_parquet(out / "per_subject.parquet")
-    y, p, subjects = truth["res_att", 2]
-    got = per_subject.query("model == 'res_att' and subject == '5'")["accuracy"].item()
+    y, p, subjects = truth["res_att", 0, 2]
+    got = per_subject.query("model == 'res_att' and seed == 0 and subject == '5'")["accuracy"].item()
     assert got == pytest.approx((y == p)[subjects == 5].mean())
-    assert len(pd.read_parquet(out / "per_class.parquet")) == 2 * 3 * 6
-
     saved = json.loads((out / "metrics.json").read_text(), parse_constant=lambda c: pytest.fail(f"{c} in JSON"))
-    assert saved["classes"] == list(EMOTIONS) and saved["chance"] == pytest.approx(1 / 6)
-    assert saved["models"]["res_att"]["summary"]["accuracy_mean"] == pytest.approx(
-        report["models"]["res_att"]["summary"]["accuracy_mean"])
+    assert saved["classes"] == list(EMOTIONS) and saved["unit"] == "subject"
+    lines = summary_lines(pd.read_parquet(out / "summary.parquet"), pd.read_parquet(out / "comparisons.parquet"))
+    assert lines[0].startswith("res_att: WAR ") and "per-fold mean ± std" in lines[0] and "2 seeds" in lines[0]
+    assert any(line.startswith("res_att vs c3d: UAR ") and "p = " in line for line in lines)
+
+
+def test_one_model_has_no_comparisons(runs, tmp_path):
+    _, paths, _ = runs
+    compute_metrics([p for p in paths if "model=c3d" in str(p)], tmp_path, {"bootstrap": 0})
+    assert pd.read_parquet(tmp_path / "comparisons.parquet").empty
+    summary = pd.read_parquet(tmp_path / "summary.parquet")
+    assert summary["accuracy_ci_low"].isna().all()  # bootstrap: 0 = no intervals
+    assert summary_lines(summary, pd.read_parquet(tmp_path / "comparisons.parquet"))[-1] == \
+        "one model: no paired comparison"
+
+
+def test_run_keys_and_metadata_fallback(tmp_path):
+    assert run_keys("results/predictions/model=res_att/seed=2/fold=1/predictions.parquet") == \
+        {"model": "res_att", "seed": 2, "fold": 1}
+    assert run_keys("results/models/p3d_sa/seed3/fold0/history.parquet") == {"model": "p3d_sa", "seed": 3, "fold": 0}
+    assert run_keys("results/models/c3d/fold4/history.parquet") == {"model": "c3d", "fold": 4}
+    path = tmp_path / "elsewhere.parquet"
+    write_predictions(path, [0, 1], [0, 0], [1, 1])
+    with pytest.raises(ValueError, match="elsewhere.parquet: model or fold unknown"):
+        read_predictions([path])
+    write_parquet(pd.read_parquet(path), path, {"model": "c3d", "fold": 2, "config": {"train": {"seed": 5}}})
+    df, classes = read_predictions([path])
+    assert (df["model"].iloc[0], df["seed"].iloc[0], df["fold"].iloc[0]) == ("c3d", 5, 2)
+    with pytest.raises(ValueError, match="both model c3d, seed 5, fold 2"):
+        read_predictions([path, path])
+    with pytest.raises(FileNotFoundError, match="run evaluate first"):
+        read_predictions([tmp_path / "missing.parquet"])
+
+
+def test_interval_unit_follows_the_folds():
+    df = pd.DataFrame({"model": "m", "seed": 0, "subject": ["1", "1", "2", "2"], "fold": [0, 0, 1, 1]})
+    assert interval_unit(df) == "subject"
+    assert interval_unit(df.assign(fold=[0, 1, 0, 1])) == "video"  # a subject in two test folds
+    assert interval_unit(df.assign(subject="1")) == "video"  # one subject: nothing to resample
+    assert interval_unit(df, "video") == "video"
 
 
 def test_no_predictions_is_a_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="run evaluate first"):
-        compute_metrics(tmp_path, tmp_path / "m", {})
+        compute_metrics([], tmp_path / "m", {})

@@ -1,9 +1,11 @@
-"""The report: every figure written (PNG + SVG), index.html lists every model and fold and links only files that exist."""
+"""The report: every figure and table written and linked, drawn from files only; the attention stage's file."""
 
 from __future__ import annotations
 
 import base64
 import re
+import subprocess
+import sys
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -13,22 +15,27 @@ import pandas as pd
 import pytest
 import torch
 
+from video_emotion.attention import compute_attention, read_attention
 from video_emotion.cache import build_cache
 from video_emotion.io import write_parquet
 from video_emotion.labels import EMOTIONS
-from video_emotion.metrics import compute_metrics
+from video_emotion.metrics import TABLES, compute_metrics
 from video_emotion.models import create_model
 from video_emotion.report import (
     FIGURES,
-    attention_panels,
+    PAPER,
+    TABLE_FILES,
     build_report,
     face_examples,
-    fig_comparison,
+    fig_attention,
     fig_confusion,
+    fig_headline,
     load_metrics,
 )
 
+ROOT = Path(__file__).resolve().parents[1]
 MODELS = ("res_att", "c3d")
+SEEDS = (0, 1)
 FOLDS = (0, 1, 2)
 SUBJECTS = ("1", "2", "3", "4", "5", "6")
 CROP = 16
@@ -42,29 +49,38 @@ def _manifest() -> pd.DataFrame:
     return df
 
 
-def _write_predictions(results: Path, manifest: pd.DataFrame, rng: np.random.Generator) -> None:
+def _write_predictions(results: Path, manifest: pd.DataFrame, rng: np.random.Generator) -> list[Path]:
+    paths = []
     for model in MODELS:
-        for fold in FOLDS:
-            test = manifest[manifest["fold"] == fold]
-            probs = rng.dirichlet(np.ones(len(EMOTIONS)), size=len(test)).astype(np.float32)
-            right = rng.random(len(test)) < (0.7 if model == "res_att" else 0.4)
-            codes = np.where(right, test["label"].cat.codes, probs.argmax(1))
-            df = pd.DataFrame({"video_id": test["video_id"].to_numpy(), "subject": test["subject"].to_numpy(),
-                               "label": pd.Categorical(test["label"].astype(str), categories=EMOTIONS),
-                               "pred": pd.Categorical.from_codes(codes, categories=EMOTIONS)})
-            for i, c in enumerate(EMOTIONS):
-                df[f"p_{c}"] = probs[:, i]
-            df["n_clips"] = 3
-            write_parquet(df, results / "predictions" / f"model={model}" / f"fold={fold}" / "predictions.parquet")
+        for seed in SEEDS:
+            for fold in FOLDS:
+                test = manifest[manifest["fold"] == fold]
+                probs = rng.dirichlet(np.ones(len(EMOTIONS)), size=len(test)).astype(np.float32)
+                right = rng.random(len(test)) < (0.7 if model == "res_att" else 0.4)
+                codes = np.where(right, test["label"].cat.codes, probs.argmax(1))
+                df = pd.DataFrame({"video_id": test["video_id"].to_numpy(), "subject": test["subject"].to_numpy(),
+                                   "label": pd.Categorical(test["label"].astype(str), categories=EMOTIONS),
+                                   "pred": pd.Categorical.from_codes(codes, categories=EMOTIONS)})
+                for i, c in enumerate(EMOTIONS):
+                    df[f"p_{c}"] = probs[:, i]
+                df["n_clips"] = 3
+                paths.append(results / "predictions" / f"model={model}" / f"seed={seed}" / f"fold={fold}"
+                             / "predictions.parquet")
+                write_parquet(df, paths[-1], {"epoch": 3})
+    return paths
 
 
-def _write_histories(results: Path) -> None:
+def _write_histories(results: Path) -> list[Path]:
+    paths = []
     for model in MODELS:
-        for fold in FOLDS:
-            epochs = np.arange(1, 6)
-            df = pd.DataFrame({"epoch": epochs, "train_loss": 2 / epochs, "train_acc": 1 - 1 / (epochs + 1),
-                               "val_loss": 2.2 / epochs, "val_acc": 0.9 - 1 / (epochs + 1)})
-            write_parquet(df, results / "models" / model / f"fold{fold}" / "history.parquet")
+        for seed in SEEDS:
+            for fold in FOLDS:
+                epochs = np.arange(1, 6)
+                df = pd.DataFrame({"epoch": epochs, "train_loss": 2 / epochs, "train_acc": 1 - 1 / (epochs + 1),
+                                   "val_loss": 2.2 / epochs, "val_acc": 0.9 - 1 / (epochs + 1)})
+                paths.append(results / "models" / model / f"seed{seed}" / f"fold{fold}" / "history.parquet")
+                write_parquet(df, paths[-1])
+    return paths
 
 
 def _write_faces(results: Path, manifest: pd.DataFrame) -> None:
@@ -84,41 +100,59 @@ def _write_faces(results: Path, manifest: pd.DataFrame) -> None:
                            "status": "ok", "reason": ""})
         qc.append({"video_id": f"{shard}_broken", "n_frames": 0, "detection_rate": 0.0, "mean_score": 0.0,
                    "max_gap": 0, "backend": "dlib", "status": "rejected", "reason": "no face found"})
+        qc.append({"video_id": f"{shard}_undecodable", "n_frames": 0, "detection_rate": 0.0, "mean_score": 0.0,
+                   "max_gap": 0, "backend": "dlib", "status": "rejected", "reason": "frames: ffmpeg cannot read it"})
         write_parquet(pd.DataFrame(qc), results / "faces" / f"{shard}_qc.parquet")
 
 
-def _write_cache_and_checkpoints(results: Path) -> None:
+def _write_cache_and_checkpoints(results: Path) -> list[Path]:
     """The clip cache of the faces files, and an untrained tiny res_att checkpoint per fold (for attention maps)."""
     build_cache(results / "manifest.parquet", sorted((results / "faces").glob("*.h5")),
                 results / "cache" / "clips.h5", {"clip_len": 4})
     kwargs = {"width": 4, "layers": [1, 1, 1, 1], "heads": 2}
     torch.manual_seed(0)
+    paths = []
     for fold in FOLDS:
         model = create_model("res_att", len(EMOTIONS), **kwargs)
+        paths.append(results / "models" / "res_att" / "seed0" / f"fold{fold}" / "best.pt")
         torch.save({"model": model.state_dict(), "model_name": "res_att", "model_kwargs": kwargs,
                     "classes": list(EMOTIONS), "clip_len": 4, "crop_size": CROP, "epoch": 1, "fold": fold,
-                    "config": {}}, results / "models" / "res_att" / f"fold{fold}" / "best.pt")
+                    "config": {}}, paths[-1])
+    return paths
 
 
 @pytest.fixture(scope="module")
-def results(tmp_path_factory) -> Path:
+def results(tmp_path_factory) -> dict:
+    """Every file the report rule passes, in the workflow's layout."""
     results = tmp_path_factory.mktemp("results")
     (results / "faces").mkdir()
     manifest = _manifest()
     write_parquet(manifest, results / "manifest.parquet")
-    _write_predictions(results, manifest, np.random.default_rng(0))
-    compute_metrics(results / "predictions", results / "metrics", {"bootstrap": 20})
-    _write_histories(results)
+    write_parquet(pd.DataFrame({"path": ["subject 9/x.txt"], "reason": ["not a video file"]}),
+                  results / "manifest_rejected.parquet")
+    predictions = _write_predictions(results, manifest, np.random.default_rng(0))
+    compute_metrics(predictions, results / "metrics", {"bootstrap": 50, "permutations": 200})
+    histories = _write_histories(results)
     _write_faces(results, manifest)
-    _write_cache_and_checkpoints(results)
-    return results
+    checkpoints = _write_cache_and_checkpoints(results)
+    compute_attention(results / "cache" / "clips.h5", checkpoints, results / "attention" / "attention.h5",
+                      {"per_class": 2})
+    return {
+        "root": results, "predictions": predictions, "checkpoints": checkpoints,
+        "files": {"metrics": [results / "metrics" / f"{t}.parquet" for t in TABLES], "histories": histories,
+                  "qc": sorted((results / "faces").glob("*_qc.parquet")),
+                  "faces": sorted((results / "faces").glob("*.h5")), "manifest": results / "manifest.parquet",
+                  "rejected": results / "manifest_rejected.parquet",
+                  "attention": results / "attention" / "attention.h5",
+                  "captions": [ROOT / "workflow" / "report" / c for c in FIGURES.values()]},
+    }
 
 
 class _Links(HTMLParser):
     def __init__(self):
         super().__init__()
-        self.links, self.images, self.cells = [], [], []
-        self._in_cell = False
+        self.links, self.images, self.cells, self.captions = [], [], [], []
+        self._tag = None
 
     def handle_starttag(self, tag, attrs):
         attrs = dict(attrs)
@@ -126,73 +160,115 @@ class _Links(HTMLParser):
             self.links.append(attrs["href"])
         elif tag == "img":
             self.images.append(attrs["src"])
-        self._in_cell = tag == "td"
+        self._tag = tag
 
     def handle_data(self, data):
-        if self._in_cell:
+        if self._tag == "td":
             self.cells.append(data.strip())
+        elif self._tag == "figcaption":
+            self.captions.append(data.strip())
 
     def handle_endtag(self, tag):
-        self._in_cell = False
+        self._tag = None
 
 
 @pytest.fixture(scope="module")
 def report(results) -> tuple[Path, list[Path]]:
-    out = results / "report"
-    written = build_report(results, out, {"dataset": "demo", "models": list(MODELS)})
+    out = results["root"] / "report"
+    written = build_report(out, **results["files"], params={"dataset": "demo", "models": list(MODELS)})
     return out, written
 
 
-def test_every_figure_is_written_as_png_and_svg(report):
+def test_every_figure_and_table_is_written(report):
     out, written = report
     for name in FIGURES:
         png, svg = out / name, (out / name).with_suffix(".svg")
         assert png in written and svg in written
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         assert svg.read_text().lstrip().startswith("<?xml")
+    for name in TABLE_FILES:
+        assert out / name in written and "<table" in (out / name).read_text()
     assert not list(out.glob(".*tmp*")), "temporary files left behind"
 
 
-def test_index_lists_every_model_and_fold_and_links_exist(report):
+def test_index_links_every_figure_and_table_and_each_exists(report):
     out, _ = report
     parser = _Links()
-    parser.feed((out / "index.html").read_text())
+    page = (out / "index.html").read_text()
+    parser.feed(page)
     assert len(parser.images) == len(FIGURES)
     for src in parser.images:  # embedded: the page stands alone
         assert src.startswith("data:image/png;base64,")
     embedded = {base64.b64decode(src.split(",", 1)[1]) for src in parser.images}
     assert embedded == {(out / name).read_bytes() for name in FIGURES}
     relative = [h for h in parser.links if not re.match(r"[a-z]+:", h)]
-    assert len(relative) == 2 * len(FIGURES)
+    assert sorted(relative) == sorted([*FIGURES, *(Path(n).with_suffix(".svg").name for n in FIGURES)])
     for href in relative:
         assert (out / href).is_file(), href
-    # The every-model-and-fold table: one row per (model, fold), in that order of cells.
+    assert all(parser.captions), "a figure without its caption"
+    # The every-run table: one row per (model, seed, fold), in that order of cells.
     cells = parser.cells
-    pairs = {(cells[i], cells[i + 1]) for i in range(len(cells) - 1)}
+    triples = {tuple(cells[i:i + 3]) for i in range(len(cells) - 2)}
     for model in MODELS:
-        for fold in FOLDS:
-            assert (model, str(fold)) in pairs, (model, fold)
+        for seed in SEEDS:
+            for fold in FOLDS:
+                assert (model, str(seed), str(fold)) in triples, (model, seed, fold)
 
 
-def test_paper_figures_are_flagged_off_enterface(report, results):
+def test_headline_comes_first_and_comparisons_read_as_claims(report):
     out, _ = report
     page = (out / "index.html").read_text()
-    assert "for reference only" in page
-    summary = load_metrics(results)["summary"]
-    title = fig_comparison(summary, list(MODELS), {"res_att": 67.5}, "demo", 6).axes[0].get_title(loc="left")
-    assert "Not comparable" in title
-    title = fig_comparison(summary, list(MODELS), {"res_att": 67.5}, "enterface05", 6).axes[0].get_title(loc="left")
-    assert "Not comparable" not in title
+    headline = page.index("<h2>Headline</h2>")
+    assert headline < page.index("<table") < page.index("<figure")
+    claims = re.findall(r"<li>(.*?)</li>", page)
+    assert claims[0].startswith("res_att: WAR ") and "per-fold mean ± std" in claims[0]
+    assert any(c.startswith("chance (1/K) 16.7%; majority class") for c in claims)
+    assert any(re.fullmatch(r"res_att vs c3d: (WAR|UAR) [+-]\d+\.\d points \[[+-]\d+\.\d, [+-]\d+\.\d\], "
+                            r"p = [<0-9. ]+", c) for c in claims)
+    assert "res_att vs c3d" in (out / "comparisons.html").read_text()
+    assert "subject 9/x.txt" in page and "not a video file" in page  # the manifest's rejections
+    assert "subject_1_undecodable" in page and "could not decode (frames stage)" in page
 
 
-def test_confusion_panels_sum_the_folds(results):
-    tables = load_metrics(results)
+def test_one_model_says_there_is_nothing_to_compare(results, tmp_path):
+    metrics = tmp_path / "metrics"
+    compute_metrics([p for p in results["predictions"] if "model=c3d" in str(p)], metrics, {"bootstrap": 10})
+    out = tmp_path / "report"
+    build_report(out, metrics=[metrics / f"{t}.parquet" for t in TABLES], params={"models": ["c3d"]})
+    assert "One model evaluated: no paired comparison." in (out / "index.html").read_text()
+    assert "no paired comparison" in (out / "comparisons.html").read_text()
+
+
+def test_headline_figure_stays_within_0_100_and_flags_the_paper(results):
+    tables, _ = load_metrics(results["files"]["metrics"])
+    fig = fig_headline(tables["summary"], tables["per_fold"], list(MODELS), PAPER, "demo")
+    assert "Not comparable" in fig._suptitle.get_text()
+    for ax in fig.axes:
+        assert ax.get_ylim() == (-4, 104)
+        for line in ax.lines:
+            assert np.all((np.asarray(line.get_ydata(), float) >= 0) & (np.asarray(line.get_ydata(), float) <= 100))
+    fig = fig_headline(tables["summary"], tables["per_fold"], list(MODELS), PAPER, "enterface05")
+    assert fig._suptitle is None
+
+
+def test_paper_figures_live_in_one_place():
+    """PAPER in report.py is the only home of the seed paper's figures among the workflow files."""
+    for path in [ROOT / "workflow" / "schemas" / "config.schema.yaml", *(ROOT / "workflow").rglob("*.rst"),
+                 *(ROOT / "workflow" / "rules").glob("*.smk")]:
+        text = path.read_text()
+        for value in PAPER.values():
+            assert f"{value}" not in text, f"{path} repeats the paper's {value}"
+
+
+def test_confusion_panels_sum_folds_and_seeds(results):
+    tables, _ = load_metrics(results["files"]["metrics"])
     fig = fig_confusion(tables["confusion"], list(MODELS), list(EMOTIONS))
-    predictions = pd.read_parquet(results / "predictions")
+    predictions = pd.read_parquet(results["root"] / "predictions")
     for model in MODELS:
         p = predictions[predictions["model"] == model]
         expected = pd.crosstab(p["label"], p["pred"], dropna=False).reindex(
             index=EMOTIONS, columns=EMOTIONS, fill_value=0).to_numpy()
+        assert expected.sum() == len(SUBJECTS) * len(EMOTIONS) * len(SEEDS)
         panels = {ax.get_title(): ax for ax in fig.axes}
         counts = panels[f"{model}: counts"].images[0].get_array()
         normalised = panels[f"{model}: row-normalised"].images[0].get_array()
@@ -201,7 +277,8 @@ def test_confusion_panels_sum_the_folds(results):
 
 
 def test_face_montage_shows_each_emotion_from_distinct_subjects(results):
-    examples = face_examples(results, per_class=3)
+    files = results["files"]
+    examples = face_examples(files["manifest"], files["faces"], per_class=3)
     assert list(examples) == list(EMOTIONS)
     for emotion, items in examples.items():
         assert len(items) == 3
@@ -210,20 +287,37 @@ def test_face_montage_shows_each_emotion_from_distinct_subjects(results):
             assert crop.shape == (CROP, CROP, 3) and crop.max() == 40 * EMOTIONS.index(emotion)
 
 
-def test_attention_overlays_per_class_from_the_testing_fold(results):
-    panels = attention_panels(results, "res_att", per_class=2)
-    assert [p["label"] for p in panels] == [e for e in EMOTIONS for _ in range(2)]
-    manifest = pd.read_parquet(results / "manifest.parquet").set_index("video_id")
+def test_attention_file_per_class_from_the_testing_fold(results):
+    attention = read_attention(results["files"]["attention"])
+    assert attention["label"] == [e for e in EMOTIONS for _ in range(2)]
+    assert (attention["model"], attention["seed"], attention["kind"]) == ("res_att", 0, "spatial attention")
+    assert attention["modules"] >= 1
+    manifest = pd.read_parquet(results["root"] / "manifest.parquet").set_index("video_id")
     for emotion in EMOTIONS:  # two test videos per class, from two different folds
-        folds = {manifest.at[p["video_id"], "fold"] for p in panels if p["label"] == emotion}
+        folds = {manifest.at[v, "fold"] for v, lab in zip(attention["video_id"], attention["label"], strict=True)
+                 if lab == emotion}
         assert len(folds) == 2
-    for p in panels:
-        assert p["map"].shape == (CROP, CROP) and 0 <= p["map"].min() and p["map"].max() <= 1
-        assert p["frame"].shape == (CROP, CROP, 3) and p["pred"] in EMOTIONS
+    assert [manifest.at[v, "fold"] for v in attention["video_id"]] == list(attention["fold"])
+    maps = attention["maps"]
+    assert maps.shape == (12, CROP, CROP) and attention["frames"].shape == (12, CROP, CROP, 3)
+    assert 0 <= maps.min() and maps.max() <= 1 and maps.max() - maps.min() < 1  # raw gate values, not stretched
+    fig = fig_attention(attention)
+    overlays = [im for ax in fig.axes for im in ax.images if im.get_array().ndim == 2]
+    assert len(overlays) == 12 and all(im.get_clim() == (0, 1) for im in overlays)
+    assert any(ax.get_label() == "<colorbar>" for ax in fig.axes)
+
+
+def test_report_runs_no_model_code():
+    code = ("import sys, video_emotion.report; "
+            "bad = [m for m in sys.modules if m == 'torch' or m.startswith(('video_emotion.models', "
+            "'video_emotion.inference'))]; assert not bad, bad")
+    subprocess.run([sys.executable, "-c", code], check=True)
+    source = (ROOT / "src" / "video_emotion" / "report.py").read_text()
+    assert "parents[" not in source and "load_checkpoint" not in source and ".glob(" not in source
 
 
 def test_missing_inputs_still_give_every_figure(tmp_path):
     out = tmp_path / "report"
-    written = build_report(tmp_path / "nothing", out, {})
+    written = build_report(out, metrics=[tmp_path / "summary.parquet"])
     assert {p.name for p in written} == {*FIGURES, *(Path(n).with_suffix(".svg").name for n in FIGURES),
-                                         "index.html"}
+                                         *TABLE_FILES, "index.html"}

@@ -18,8 +18,9 @@ import torch
 from test_cache import make_cache
 
 from video_emotion.cache import ClipDataset, read_index
-from video_emotion.splits import LeakageError
 from video_emotion.inference import load_checkpoint
+from video_emotion.io import read_parquet_metadata
+from video_emotion.splits import LeakageError
 from video_emotion.train import HISTORY_COLUMNS, train
 
 TINY = {"width": 4, "layers": [1, 1, 1, 1], "heads": 2}
@@ -50,23 +51,92 @@ def _same_states(a: dict, b: dict) -> None:
 
 def test_train_writes_checkpoints_history_config(cache, tmp_path):
     out = tmp_path / "fold1"
-    summary = train(cache, "res_att", 1, out, params(epochs=2, class_weighting="balanced", optimizer="sgd"))
-    assert {p.name for p in out.iterdir()} == {"best.pt", "last.pt", "history.parquet", "config.yaml"}
+    p = {**params(epochs=2, class_weighting="balanced", optimizer="sgd"), "arch": "res_att"}
+    summary = train(cache, "res_att_small", 1, out, p)
+    assert {p.name for p in out.iterdir()} == {"best.pt", "last.pt", "history.parquet", "config.yaml", ".lock"}
     history = pd.read_parquet(out / "history.parquet")
     assert list(history.columns) == list(HISTORY_COLUMNS) and history["epoch"].tolist() == [1, 2]
     assert history[["train_loss", "val_loss", "val_acc", "val_uar", "lr", "clips_per_s"]].notna().all().all()
-    raw = torch.load(out / "last.pt", weights_only=True)
-    for key in ("model", "model_name", "model_kwargs", "classes", "clip_len", "crop_size", "epoch", "optimizer",
-                "scheduler", "best_metric", "rng", "config"):
-        assert key in raw, key
-    assert raw["epoch"] == 2 and raw["clip_len"] == 4 and raw["crop_size"] == 16
-    assert raw["config"]["faces"] == {"crop_size": 16} and raw["config"]["train"]["optimizer"] == "sgd"
+    assert read_parquet_metadata(out / "history.parquet")["validation"] is True
+    _, attrs = read_index(cache)
+    # last.pt: the finished state (no optimizer state: a finished run never continues).
+    last = torch.load(out / "last.pt", weights_only=True)
+    assert last["finished"] and last["epoch"] == 2 and "optimizer" not in last and "best_model" in last
+    # best.pt: weights and what evaluate and predict need, nothing to continue training with.
+    best = torch.load(out / "best.pt", weights_only=True)
+    for key in ("model", "model_name", "arch", "model_kwargs", "classes", "clip_len", "crop_size", "epoch",
+                "best_metric", "config", "dataset", "cache_hash", "validation"):
+        assert key in best, key
+    assert not {"optimizer", "scheduler", "rng", "best_model"} & set(best)
+    assert best["model_name"] == "res_att_small" and best["arch"] == "res_att"
+    assert best["cache_hash"] == attrs["content_hash"] and best["dataset"] == "test"
+    assert best["clip_len"] == 4 and best["crop_size"] == 16
+    assert best["config"]["faces"] == {"crop_size": 16} and best["config"]["train"]["optimizer"] == "sgd"
     model, ckpt = load_checkpoint(out / "best.pt")
     assert not model.training and ckpt["epoch"] == summary["best"]["epoch"]
     assert model(torch.zeros(1, 3, 4, 16, 16)).shape == (1, 6)
-    # A finished run started again trains nothing more and keeps its history.
-    again = train(cache, "res_att", 1, out, params(epochs=2, class_weighting="balanced", optimizer="sgd"))
+    # A finished run started again trains nothing more and writes the same outputs.
+    before = best["model"]
+    (out / "best.pt").unlink()
+    (out / "history.parquet").unlink()
+    again = train(cache, "res_att_small", 1, out, p)
     assert again["epochs"] == 2 and len(pd.read_parquet(out / "history.parquet")) == 2
+    _same_states(before, torch.load(out / "best.pt", weights_only=True)["model"])
+
+
+def test_a_changed_setting_starts_afresh_and_sets_the_old_state_aside(cache, tmp_path, caplog):
+    out = tmp_path / "m"
+    train(cache, "res_att", 0, out, params(epochs=2))
+    old_last = (out / "last.pt").read_bytes()
+    with caplog.at_level("WARNING"):
+        train(cache, "res_att", 0, out, params(epochs=2, lr=1e-3))
+    assert "train.lr 0.003 -> 0.001" in caplog.text and "training starts at epoch 1" in caplog.text
+    assert (out / "last.old.pt").read_bytes() == old_last
+    fresh = tmp_path / "fresh"
+    train(cache, "res_att", 0, fresh, params(epochs=2, lr=1e-3))
+    cols = ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "val_uar", "lr"]
+    pd.testing.assert_frame_equal(pd.read_parquet(out / "history.parquet")[cols],
+                                  pd.read_parquet(fresh / "history.parquet")[cols], check_exact=True)
+    # Settings that change no number (workers, checkpoint interval) keep the state.
+    caplog.clear()
+    with caplog.at_level("INFO"):
+        train(cache, "res_att", 0, out, params(epochs=2, lr=1e-3, checkpoint_every=5))
+    assert "continuing" in caplog.text and "set aside" not in caplog.text
+
+
+def test_another_cache_content_starts_afresh(tmp_path, caplog):
+    a = make_cache(tmp_path / "a", clip_len=4, subjects=3, n_frames=8)
+    b = make_cache(tmp_path / "b", clip_len=4, subjects=3, n_frames=8, seed=1)
+    out = tmp_path / "m"
+    train(a, "res_att", 0, out, params(epochs=1))
+    with caplog.at_level("WARNING"):
+        train(b, "res_att", 0, out, params(epochs=1))
+    assert "cache " in caplog.text and (out / "last.old.pt").exists()
+
+
+def test_no_validation_subjects_keeps_the_last_epoch(tmp_path):
+    cache = make_cache(tmp_path, clip_len=4, subjects=2, n_frames=8, folds=2)  # the smallest splittable dataset
+    p = params(epochs=3)
+    p["folds"]["val_subjects"] = 0
+    summary = train(cache, "res_att", 1, tmp_path / "m", p)
+    assert summary["best"]["epoch"] == 3 and summary["validation"] is False
+    assert summary["subjects"]["val"] == [] and len(summary["subjects"]["train"]) == 1
+    history = pd.read_parquet(tmp_path / "m" / "history.parquet")
+    assert history["val_uar"].isna().all()
+    meta = read_parquet_metadata(tmp_path / "m" / "history.parquet")
+    assert meta["validation"] is False and meta["selection"].startswith("last epoch")
+    assert torch.load(tmp_path / "m" / "best.pt", weights_only=True)["validation"] is False
+    # One validation subject out of two leaves none to train on: the message says what to do.
+    with pytest.raises(ValueError, match="val_subjects: 0"):
+        train(cache, "res_att", 1, tmp_path / "m1", params(epochs=1))
+
+
+def test_a_fold_whose_videos_were_all_lost_names_them(tmp_path):
+    lost = tuple(f"s0_{e}_0" for e in ("anger", "disgust", "fear", "happiness", "sadness", "surprise"))
+    cache = make_cache(tmp_path, clip_len=4, subjects=3, n_frames=8, rejected=lost)
+    with pytest.raises(ValueError, match=r"fold 0 has no video left.*s0_anger_0 \(subject 0: faces: no face found\)"
+                                         r".*skipped\.parquet"):
+        train(cache, "res_att", 0, tmp_path / "m", params(epochs=1))
 
 
 def test_test_fold_never_read_and_no_subject_leak(cache, tmp_path, monkeypatch):
@@ -100,13 +170,14 @@ def test_subject_in_two_folds_is_refused(tmp_path):
     assert not (tmp_path / "m" / "last.pt").exists()
 
 
-def test_corrupt_last_checkpoint_is_reported_not_deleted(cache, tmp_path):
+def test_unreadable_last_checkpoint_is_set_aside(cache, tmp_path, caplog):
     out = tmp_path / "m"
     out.mkdir()
     (out / "last.pt").write_bytes(b"garbage")
-    with pytest.raises(RuntimeError, match=r"last\.pt.*Delete it"):
-        train(cache, "res_att", 0, out, params(epochs=1))
-    assert (out / "last.pt").read_bytes() == b"garbage"
+    with caplog.at_level("WARNING"):
+        summary = train(cache, "res_att", 0, out, params(epochs=1))
+    assert summary["epochs"] == 1 and "cannot be read" in caplog.text
+    assert (out / "last.old.pt").read_bytes() == b"garbage"
 
 
 RUN = """
@@ -121,9 +192,10 @@ with open(f"{sys.argv[2]}.rank{summary['rank']}.json", "w") as f:  # beside the 
 """
 
 
-def test_resume_after_sigkill_gives_identical_results(cache, tmp_path):
+@pytest.mark.parametrize("every", [1, 3])
+def test_resume_after_sigkill_gives_identical_results(cache, tmp_path, every):
     epochs = 8
-    p = params(epochs=epochs)
+    p = params(epochs=epochs, checkpoint_every=every)
     reference = train(cache, "res_att", 0, tmp_path / "ref", p)
 
     out = tmp_path / "killed"
@@ -141,6 +213,9 @@ def test_resume_after_sigkill_gives_identical_results(cache, tmp_path):
         proc.wait()
     done = torch.load(out / "last.pt", weights_only=True)["epoch"]
     assert 1 <= done < epochs, f"the run was not killed mid-training (epoch {done})"
+    assert done % every == 0
+    # Nothing declared exists before the end: a half-trained model never looks complete.
+    assert not (out / "best.pt").exists() and not (out / "history.parquet").exists()
 
     resumed = train(cache, "res_att", 0, out, p)
     assert resumed["epochs"] == epochs
@@ -149,8 +224,9 @@ def test_resume_after_sigkill_gives_identical_results(cache, tmp_path):
     cols = ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "val_uar", "lr"]
     pd.testing.assert_frame_equal(ref_h[cols], new_h[cols], check_exact=True)
     assert resumed["best"] == reference["best"]
-    _same_states(torch.load(tmp_path / "ref" / "last.pt", weights_only=True)["model"],
-                 torch.load(out / "last.pt", weights_only=True)["model"])
+    for name in ("last.pt", "best.pt"):
+        _same_states(torch.load(tmp_path / "ref" / name, weights_only=True)["model"],
+                     torch.load(out / name, weights_only=True)["model"])
     assert not list(out.glob(".*tmp*"))
 
 
@@ -173,7 +249,7 @@ def test_ddp_two_gloo_processes_train_and_write_once(cache, tmp_path):
     # Only rank 0 logs and writes: one line per epoch, one history row per epoch, no stray files.
     log = result.stdout + result.stderr
     assert log.count("epoch 1/2 train loss") == 1 and log.count("epoch 2/2 train loss") == 1
-    assert sorted(p.name for p in out.iterdir()) == ["best.pt", "config.yaml", "history.parquet", "last.pt"]
+    assert sorted(p.name for p in out.iterdir()) == [".lock", "best.pt", "config.yaml", "history.parquet", "last.pt"]
     assert pd.read_parquet(out / "history.parquet")["epoch"].tolist() == [1, 2]
     model, ckpt = load_checkpoint(out / "last.pt")
     assert ckpt["epoch"] == 2 and not any(k.startswith("module.") for k in ckpt["model"])

@@ -66,7 +66,13 @@ def run(tmp_path_factory) -> Path:
     noface = data / "subject 2" / "fear" / "sentence 2" / "s2_fe_2.avi"
     noface.parent.mkdir(parents=True)
     write_no_face_video(noface)
-    predict = {"videos": [str(data / "subject 3" / "surprise" / "sentence 1" / "s3_su_1.avi")]}
+    source = data / "subject 3" / "surprise" / "sentence 1" / "s3_su_1.avi"
+    videos = [source]
+    for folder in ("new videos/a", "new videos/b"):  # same file name twice, spaces and non-ASCII in it
+        (work / folder).mkdir(parents=True)
+        videos.append(work / folder / "clip été 1.avi")
+        shutil.copy(source, videos[-1])
+    predict = {"videos": [str(v) for v in videos]}
     (work / "config.yaml").write_text(yaml.safe_dump({**TINY, "dataset_root": str(data), "predict": predict}))
     snakemake(work)
     return work
@@ -78,6 +84,7 @@ def test_dag_runs_end_to_end(run: Path) -> None:
     assert report.exists()
     preds = pd.read_parquet(run / "results" / "predictions")
     assert set(preds["fold"].astype(int)) == {0, 1, 2}
+    assert set(preds["seed"].astype(int)) == {0}
     assert set(preds["model"].astype(str)) == {"res_att"}
     assert isinstance(preds["label"].dtype, pd.CategoricalDtype)
     assert isinstance(preds["pred"].dtype, pd.CategoricalDtype)
@@ -104,6 +111,34 @@ def test_second_run_does_nothing_and_forcerun_evaluate_skips_training(run: Path)
     assert job_stats(out) == {"evaluate": 3, "metrics": 1, "report": 1, "all": 1}, out
 
 
+@pytest.mark.slow
+def test_folds_are_not_an_input_of_frames_faces_or_cache(run: Path) -> None:
+    stats = job_stats(snakemake(run, "-n", "--config", "folds={seed: 1}").stdout)
+    assert stats["folds"] == 1 and stats["train"] == 3, stats
+    assert not {"manifest", "frames", "faces", "cache"} & set(stats), stats
+
+
+@pytest.mark.slow
+def test_a_training_setting_retrains_every_fold(run: Path) -> None:
+    stats = job_stats(snakemake(run, "-n", "--config", "train={lr: 0.001}").stdout)
+    assert stats["train"] == 3 and stats["evaluate"] == 3, stats
+    assert not {"manifest", "folds", "frames", "faces", "cache"} & set(stats), stats
+
+
+@pytest.mark.slow
+def test_seeds_multiply_training_and_evaluation_only(run: Path) -> None:
+    stats = job_stats(snakemake(run, "-n", "--config", "seeds=[0, 1]").stdout)
+    assert stats["train"] == 3 and stats["evaluate"] == 3, stats  # the three new seed-1 runs
+    assert not {"manifest", "folds", "frames", "faces", "cache"} & set(stats), stats
+
+
+@pytest.mark.slow
+def test_the_resolved_config_is_written(run: Path) -> None:
+    resolved = yaml.safe_load((run / "results" / "config.yaml").read_text())
+    assert resolved["train"]["epochs"] == TINY["train"]["epochs"]
+    assert resolved["train"]["lr"] == 0.001  # the schema default: no demo value in this run
+
+
 def job_stats(out: str) -> dict[str, int]:
     """The dry run's 'Job stats' table as {rule: count}."""
     stats = {}
@@ -124,6 +159,9 @@ def test_an_evaluation_setting_reruns_evaluation_only(run: Path) -> None:
 @pytest.mark.slow
 def test_predict_rule_writes_a_timeline_for_each_listed_video(run: Path) -> None:
     timeline = pd.read_parquet(run / "results" / "predict" / "s3_su_1.timeline.parquet")
+    assert (run / "results" / "predict" / "s3_su_1.timeline.png").exists()
+    names = sorted(p.name for p in (run / "results" / "predict").glob("*.timeline.parquet"))
+    assert names == ["a_clip_ete_1.timeline.parquet", "b_clip_ete_1.timeline.parquet", "s3_su_1.timeline.parquet"]
     assert {"time_s", "pred", "face_found", "p_surprise"} <= set(timeline.columns)
     assert timeline["face_found"].all()
     assert (run / "results" / "predict" / "s3_su_1.timeline.png").stat().st_size > 0
@@ -141,3 +179,16 @@ def test_a_real_dataset_without_a_root_is_refused(tmp_path: Path) -> None:
     proc = snakemake(tmp_path, "-n", "--config", "dataset=enterface05", check=False)
     assert proc.returncode != 0
     assert "dataset_root" in proc.stderr + proc.stdout
+
+
+@pytest.mark.parametrize("rule, ran", [
+    ("frames", {"demo_videos", "manifest", "frames", "frames_index"}),
+    ("faces", {"demo_videos", "manifest", "frames", "faces", "faces_qc"}),
+])
+def test_until_a_stage_runs_up_to_it(tmp_path: Path, rule: str, ran: set[str]) -> None:
+    config = {**TINY, "dataset": "demo", "demo": {**TINY["demo"], "subjects": 2}, "folds": {"k": 2, "val_subjects": 0}}
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    out = snakemake(tmp_path, "--until", rule).stdout
+    assert (tmp_path / "results" / "frames").is_dir()
+    stats = job_stats(snakemake(tmp_path, "-n").stdout)
+    assert not ran & set(stats) and {"cache", "train"} <= set(stats), (stats, out)

@@ -39,7 +39,7 @@ def cmd_demo(args: argparse.Namespace) -> None:
 
 
 def cmd_manifest(args: argparse.Namespace) -> None:
-    from video_emotion.datasets import add_folds, build_manifest, summarize
+    from video_emotion.datasets import build_manifest, summarize
     from video_emotion.io import safe_name, write_parquet
 
     p = args.params
@@ -48,12 +48,49 @@ def cmd_manifest(args: argparse.Namespace) -> None:
     if args.out is None:  # summary only
         print(summarize(manifest, rejected))
         return
-    manifest = add_folds(manifest, p.get("folds") or {})
     manifest["shard"] = manifest["subject"].astype(str).map(safe_name)
     meta = {"dataset": dataset, "root": str(args.root), "classes": list(manifest["label"].cat.categories)}
     write_parquet(rejected, args.rejected, metadata=meta)
     write_parquet(manifest, args.out, metadata=meta)
     print(summarize(manifest, rejected))
+
+
+def cmd_folds(args: argparse.Namespace) -> None:
+    import pandas as pd
+
+    from video_emotion.datasets import add_folds
+    from video_emotion.io import read_parquet_metadata, write_parquet
+
+    manifest = pd.read_parquet(args.manifest, columns=["video_id", "subject"])
+    table = add_folds(manifest, args.params)
+    write_parquet(table, args.out, metadata={**read_parquet_metadata(args.manifest), "folds": args.params})
+    counts = table.groupby("fold")["subject"].agg(["nunique", "size"])
+    for fold, row in counts.iterrows():
+        log.info("fold %s: %d subjects, %d videos%s", fold, row["nunique"], row["size"],
+                 " (never tested)" if int(fold) < 0 else "")
+
+
+def cmd_config(args: argparse.Namespace) -> None:
+    import yaml
+
+    from video_emotion.io import atomic_path
+
+    with atomic_path(args.out) as tmp:
+        tmp.write_text(yaml.safe_dump(args.params, sort_keys=False))
+
+
+def cmd_collect(args: argparse.Namespace) -> None:
+    import pandas as pd
+
+    from video_emotion.io import read_json, write_parquet
+
+    def table(path: Path) -> pd.DataFrame:
+        if path.is_dir():  # a frames folder: its meta.json as one row
+            return pd.DataFrame([{k: v for k, v in read_json(path / "meta.json").items() if not isinstance(v, (list, dict))}])
+        return pd.read_parquet(path)
+
+    tables = [table(p).assign(source=str(p)) for p in args.inputs]
+    write_parquet(pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(), args.out)
 
 
 def cmd_frames(args: argparse.Namespace) -> None:
@@ -107,13 +144,13 @@ def cmd_train(args: argparse.Namespace) -> None:
         os.execvp(argv[0], argv)
     from video_emotion.train import train
 
-    train(args.cache, args.model, args.fold, args.out, args.params)
+    train(args.cache, args.model, args.fold, args.out, args.params, folds_table=args.folds)
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
     from video_emotion.evaluate import evaluate
 
-    evaluate(args.cache, args.checkpoint, args.fold, args.out, args.params)
+    evaluate(args.cache, args.checkpoint, args.fold, args.out, args.params, folds_table=args.folds)
 
 
 def cmd_metrics(args: argparse.Namespace) -> None:
@@ -122,10 +159,18 @@ def cmd_metrics(args: argparse.Namespace) -> None:
     compute_metrics(args.predictions, args.out, args.params)
 
 
+def cmd_attention(args: argparse.Namespace) -> None:
+    from video_emotion.attention import compute_attention
+
+    compute_attention(args.cache, args.checkpoints, args.out, args.params, folds_table=args.folds)
+
+
 def cmd_report(args: argparse.Namespace) -> None:
     from video_emotion.report import build_report
 
-    build_report(args.results, args.out, args.params)
+    build_report(args.out, metrics=args.metrics, histories=args.histories, qc=args.qc, faces=args.faces,
+                 manifest=args.manifest, rejected=args.rejected, attention=args.attention, captions=args.captions,
+                 params=args.params)
 
 
 def cmd_predict(args: argparse.Namespace) -> None:
@@ -134,7 +179,7 @@ def cmd_predict(args: argparse.Namespace) -> None:
     overrides = {k: v for k, v in (("frames", _params(args.frames, "--frames")),
                                    ("faces", _params(args.faces, "--faces"))) if v}
     predict(args.video, args.model, args.out, window=args.window, stride=args.stride, device=args.device,
-            overrides=overrides)
+            name=args.name, overrides=overrides)
 
 
 def cmd_faces_strip(args: argparse.Namespace) -> None:
@@ -162,13 +207,24 @@ def build_parser() -> argparse.ArgumentParser:
         return p
 
     p = add("demo", cmd_demo, "generate the embedded demo dataset (eNTERFACE'05 layout)")
-    p.add_argument("out", type=Path)
+    p.add_argument("out", type=Path, help="folder to write the demo videos into")
 
     p = add("manifest", cmd_manifest, "list a dataset's videos; without --out, print the summary table only")
     p.add_argument("root", type=Path, help="dataset root folder (for --dataset csv: the CSV file)")
     p.add_argument("--dataset", help="demo | enterface05 | ravdess | crema_d | csv (default: from --params)")
     p.add_argument("--out", type=Path, help="manifest.parquet to write")
     p.add_argument("--rejected", type=Path, help="manifest_rejected.parquet to write")
+
+    p = add("folds", cmd_folds, "assign each video's subject to a test fold (--params: the config's folds section)")
+    p.add_argument("--manifest", type=Path, required=True, help="manifest.parquet (video_id, subject)")
+    p.add_argument("--out", type=Path, required=True, help="folds.parquet to write (video_id, subject, fold)")
+
+    p = add("config", cmd_config, "write the resolved config (--params) as YAML")
+    p.add_argument("--out", type=Path, required=True, help="YAML file to write")
+
+    p = add("collect", cmd_collect, "one table from many: Parquet tables, or frames folders (their meta.json)")
+    p.add_argument("inputs", type=Path, nargs="*", help="Parquet files or frames folders; a source column names each")
+    p.add_argument("--out", type=Path, required=True, help="Parquet file to write")
 
     p = add("frames", cmd_frames, "decode one video to frames at the configured fps and height")
     p.add_argument("video", type=Path)
@@ -182,39 +238,61 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--qc", type=Path, required=True, help="per-video QC .parquet")
 
     p = add("cache", cmd_cache, "pack aligned faces into the HDF5 clip cache")
-    p.add_argument("--manifest", type=Path, required=True)
-    p.add_argument("--faces", type=Path, nargs="+", required=True)
-    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--manifest", type=Path, required=True, help="manifest.parquet of the manifest rule")
+    p.add_argument("--faces", type=Path, nargs="+", required=True, help="the faces .h5 files of every shard")
+    p.add_argument("--out", type=Path, required=True, help="clips.h5 to write (skipped.parquet goes beside it)")
 
     p = add("train", cmd_train, "train one model on one fold (resumes from last.pt)")
-    p.add_argument("--cache", type=Path, required=True)
-    p.add_argument("--model", required=True)
-    p.add_argument("--fold", type=int, required=True)
-    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--cache", type=Path, required=True, help="clips.h5 of the cache rule")
+    p.add_argument("--folds", type=Path, help="folds.parquet (default: the fold column of the cache, if any)")
+    p.add_argument("--model", required=True, help="model name: an architecture or a variant (--params arch)")
+    p.add_argument("--fold", type=int, required=True, help="the test fold whose subjects are left out")
+    p.add_argument("--out", type=Path, required=True, help="run folder: best.pt, history.parquet, last.pt")
     p.add_argument("--nproc", type=int, default=1,
                    help="processes (GPUs) for torchrun DDP; 1 = plain run (give it as `--nproc N`)")
 
     p = add("evaluate", cmd_evaluate, "predict the test fold; write predictions.parquet")
-    p.add_argument("--cache", type=Path, required=True)
-    p.add_argument("--checkpoint", type=Path, required=True)
-    p.add_argument("--fold", type=int, required=True)
-    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--cache", type=Path, required=True, help="clips.h5 of the cache rule")
+    p.add_argument("--folds", type=Path, help="folds.parquet (default: the fold column of the cache, if any)")
+    p.add_argument("--checkpoint", type=Path, required=True, help="best.pt of the train rule")
+    p.add_argument("--fold", type=int, required=True, help="the test fold to predict")
+    p.add_argument("--out", type=Path, required=True, help="predictions.parquet to write")
 
-    p = add("metrics", cmd_metrics, "metrics per fold and across folds from the predictions")
-    p.add_argument("predictions", type=Path)
-    p.add_argument("--out", type=Path, required=True)
+    p = add("metrics", cmd_metrics, "pooled headline, per-seed and per-fold metrics and paired model comparisons")
+    p.add_argument("predictions", type=Path, nargs="+",
+                   help="predictions.parquet files; model, seed and fold come from their model=/seed=/fold= folders")
+    p.add_argument("--out", type=Path, required=True, help="folder for the metric tables and metrics.json")
 
-    p = add("report", cmd_report, "figures and index.html")
-    p.add_argument("--results", type=Path, default=Path("results"))
-    p.add_argument("--out", type=Path, default=Path("results/report"))
+    p = add("attention", cmd_attention, "attention maps of a few test clips per class, for the report")
+    p.add_argument("--cache", type=Path, required=True, help="the clip cache (clips.h5)")
+    p.add_argument("--folds", type=Path, help="folds.parquet (default: the fold column of the cache, if any)")
+    p.add_argument("--checkpoints", type=Path, nargs="+", required=True,
+                   help="best.pt of one model and seed, one per fold; each clip is scored by its testing fold's")
+    p.add_argument("--out", type=Path, required=True, help="attention .h5 to write")
+
+    p = add("report", cmd_report, "figures, tables and index.html from the given result files")
+    p.add_argument("--out", type=Path, default=Path("results/report"), help="folder for figures and index.html")
+    p.add_argument("--metrics", type=Path, nargs="*", default=[],
+                   help="metric tables (summary.parquet, comparisons.parquet, ...; named by file stem)")
+    p.add_argument("--histories", type=Path, nargs="*", default=[],
+                   help="history.parquet of each training run (model, seed, fold from the path)")
+    p.add_argument("--qc", type=Path, nargs="*", default=[], help="faces QC tables (<shard>_qc.parquet)")
+    p.add_argument("--faces", type=Path, nargs="*", default=[], help="faces files (<shard>.h5), for the montage")
+    p.add_argument("--manifest", type=Path, help="manifest.parquet (labels and subjects for the montage)")
+    p.add_argument("--rejected", type=Path, help="manifest_rejected.parquet (files the manifest skipped)")
+    p.add_argument("--attention", type=Path, help="the attention stage's .h5")
+    p.add_argument("--captions", type=Path, nargs="*", default=[], help="caption .rst files of the figures")
 
     p = add("predict", cmd_predict, "emotion timeline of a new video with a trained model")
-    p.add_argument("video", type=Path)
-    p.add_argument("--model", type=Path, default=Path("results/models/res_att/fold0/best.pt"), help="checkpoint")
-    p.add_argument("--out", type=Path, default=Path("results/predict"))
+    p.add_argument("video", type=Path, help="any video ffmpeg reads")
+    p.add_argument("--model", type=Path, default=Path("results/models/res_att/seed0/fold0/best.pt"),
+                   help="checkpoint (best.pt)")
+    p.add_argument("--out", type=Path, default=Path("results/predict"),
+                   help="folder for <name>.timeline.parquet and .timeline.png")
     p.add_argument("--window", type=int, help="frames per clip (default: the checkpoint's clip length)")
     p.add_argument("--stride", type=int, help="frames between clip starts (default: half a window)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    p.add_argument("--name", help="output file stem (default: the video's file name, made file-safe)")
     p.add_argument("--faces", help='JSON object replacing the checkpoint\'s faces settings, e.g. \'{"min_face": 30}\'')
     p.add_argument("--frames", help="JSON object replacing the checkpoint's frames settings (fps, height)")
 
@@ -230,12 +308,12 @@ def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     if args.threads:  # before torch is imported, so that it takes effect
         os.environ["OMP_NUM_THREADS"] = str(args.threads)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if args.gpus and "LOCAL_RANK" not in os.environ:  # torchrun's workers inherit the launcher's claim
         from video_emotion.gpus import claim_gpus
 
         log.info("GPUs: %s", claim_gpus(args.gpus) or os.environ.get("CUDA_VISIBLE_DEVICES", "none"))
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         args.func(args)
     except (ValueError, FileNotFoundError) as err:  # bad input: say what and where, without a traceback

@@ -20,8 +20,8 @@ import torch
 from torch.utils.data import DataLoader
 
 from video_emotion.cache import ClipDataset, read_index
-from video_emotion.io import write_parquet
 from video_emotion.inference import load_checkpoint, predict_clips, resolve_device, video_scores
+from video_emotion.io import write_parquet
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +43,7 @@ def evaluate(
     out_path: str | os.PathLike,
     params: dict,
     clips_path: str | os.PathLike | None = None,
+    folds_table: str | os.PathLike | None = None,
 ) -> pd.DataFrame:
     """Predict every video of test fold ``fold`` in ``cache_h5``; write and return the predictions table.
 
@@ -54,7 +55,7 @@ def evaluate(
     clips_path = Path(clips_path) if clips_path else out_path.with_name("_clips.parquet")
     device = resolve_device(p["device"])
     model, ckpt = load_checkpoint(checkpoint, device)
-    index, attrs = read_index(cache_h5)
+    index, attrs = read_index(cache_h5, folds_table, need_folds=True)
     classes = list(ckpt["classes"])
     if attrs["classes"] != classes:
         raise ValueError(f"{checkpoint} predicts {classes} but {cache_h5} holds {attrs['classes']}; "

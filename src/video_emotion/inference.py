@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -16,6 +17,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from video_emotion.cache import normalize_clip
+from video_emotion.io import DamagedFileError
 
 
 def resolve_device(name: str, local_rank: int = 0) -> torch.device:
@@ -64,20 +66,29 @@ def video_scores(probs: np.ndarray, videos: np.ndarray, n_videos: int) -> tuple[
 
 
 def read_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu") -> dict:
+    """A checkpoint dict; a missing file or a damaged one raises with the file named and what to do."""
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"checkpoint {path} not found; train it first (snakemake --cores all) "
+                                "or give another one with --model")
     try:
         return torch.load(path, map_location=device, weights_only=True)
     except Exception as e:
-        raise RuntimeError(
-            f"cannot load checkpoint {path} ({type(e).__name__}: {str(e).splitlines()[0][:200]}). Delete it (or its folder) and rerun the train rule for this "
-            "model and fold."
-        ) from e
+        raise DamagedFileError(path, e) from e
 
 
 def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[nn.Module, dict]:
-    """The trained model (in eval mode, on ``device``) and the checkpoint dict it came from."""
+    """The trained model (in eval mode, on ``device``) and the checkpoint dict it came from.
+
+    The network is built from ``ckpt["arch"]`` (a named variant's architecture; older checkpoints: ``model_name``).
+    """
     from video_emotion.models import create_model
 
     ckpt = read_checkpoint(path, device)
-    model = create_model(ckpt["model_name"], len(ckpt["classes"]), **ckpt["model_kwargs"])
-    model.load_state_dict(ckpt["model"])
+    try:
+        arch = ckpt.get("arch", ckpt["model_name"])
+        model = create_model(arch, len(ckpt["classes"]), **ckpt["model_kwargs"])
+        model.load_state_dict(ckpt["model"])
+    except (KeyError, TypeError, RuntimeError) as e:
+        raise DamagedFileError(path, f"not a checkpoint of this version of video-emotion: {type(e).__name__}: "
+                                     f"{str(e).splitlines()[0][:200] if str(e) else ''}") from e
     return model.to(device).eval(), ckpt

@@ -3,22 +3,74 @@
 from __future__ import annotations
 
 import contextlib
+import glob
 import json
 import os
+import re
+import shlex
 import shutil
 import tempfile
+import time
+import unicodedata
 from collections.abc import Iterator
 from pathlib import Path
+
+_STARTED = time.time()  # temporaries older than this process are left over from a killed one
+
+
+class DamagedFileError(ValueError):
+    """An input file that exists but cannot be read (truncated, corrupt, not what it should be)."""
+
+    def __init__(self, path: str | os.PathLike, problem: str | BaseException | None = None):
+        if problem is None:  # re-raised from a message alone (e.g. by a DataLoader worker)
+            super().__init__(str(path))
+            return
+        if isinstance(problem, BaseException):
+            text = str(problem).strip().splitlines()
+            problem = f"{type(problem).__name__}: {text[0][:200] if text else ''}"
+        super().__init__(f"{path} is damaged ({problem}); rebuild it with: {rebuild_command(path)}")
+
+
+def rebuild_command(path: str | os.PathLike) -> str:
+    """The one command that rebuilds a workflow output and everything that depends on it."""
+    return f"snakemake --cores all --forcerun {shlex.quote(str(path))}"
+
+
+def remove_stale_temporaries(path: str | os.PathLike) -> list[Path]:
+    """Remove temporaries of ``path`` (see :func:`atomic_path`) left by a process killed before this one started."""
+    path = Path(path)
+    removed = []
+    if not path.parent.is_dir():
+        return removed
+    # mkstemp/mkdtemp add 8 characters of [a-z0-9_]: match exactly, so that "a.b"'s temporaries are not "a"'s
+    own = re.compile(rf"\.{re.escape(path.name)}\.[a-z0-9_]{{8}}\.tmp({re.escape(path.suffix)})?")
+    for tmp in path.parent.glob(f".{glob.escape(path.name)}.*.tmp*"):
+        if not own.fullmatch(tmp.name):
+            continue
+        try:
+            if tmp.lstat().st_mtime >= _STARTED:
+                continue  # written since this process started: another live writer's
+            if tmp.is_dir() and not tmp.is_symlink():
+                shutil.rmtree(tmp)
+            else:
+                tmp.unlink()
+            removed.append(tmp)
+        except FileNotFoundError:
+            pass
+    return removed
 
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike, *, is_dir: bool = False) -> Iterator[Path]:
     """Yield a temporary sibling of ``path``; on success it is renamed onto ``path``, on error removed.
 
-    Readers never see a half-written file or folder: the rename is atomic on one filesystem.
+    Readers never see a half-written file or folder: the rename is atomic on one filesystem. Temporaries of the
+    same target left by a killed process (older than this one) are removed first. The temporary's name starts with
+    a dot and holds ``.tmp``: ``.<name>.<random>.tmp<suffix>``.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(path)
     if is_dir:
         tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
     else:
@@ -64,6 +116,18 @@ def write_parquet(df, path: str | os.PathLike, metadata: dict | None = None) -> 
         pq.write_table(table, tmp)
 
 
+def read_parquet(path: str | os.PathLike, **kw):
+    """``pd.read_parquet`` that names a missing file and a damaged one (with the command that rebuilds it)."""
+    import pandas as pd
+
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"{path} not found; build it with: snakemake --cores all {shlex.quote(str(path))}")
+    try:
+        return pd.read_parquet(path, **kw)
+    except (OSError, ValueError) as err:  # pyarrow's ArrowInvalid is a ValueError
+        raise DamagedFileError(path, err) from err
+
+
 def read_parquet_metadata(path: str | os.PathLike) -> dict:
     """The JSON metadata written by :func:`write_parquet` (pandas' own key left out)."""
     import pyarrow.parquet as pq
@@ -73,10 +137,29 @@ def read_parquet_metadata(path: str | os.PathLike) -> dict:
 
 
 def safe_name(text: str) -> str:
-    """A filesystem- and wildcard-safe name: runs of characters outside ``[A-Za-z0-9_.-]`` become ``_``."""
-    import re
-
-    name = re.sub(r"[^A-Za-z0-9_.-]+", "_", str(text)).strip("_.")
+    """A filesystem- and wildcard-safe name: accents dropped (é -> e), then runs of characters outside
+    ``[A-Za-z0-9_.-]`` become ``_``."""
+    ascii_text = unicodedata.normalize("NFKD", str(text)).encode("ascii", "ignore").decode()
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "_", ascii_text).strip("_.")
     if not name:
         raise ValueError(f"cannot make a file name from {text!r}")
     return name
+
+
+def unique_names(paths) -> dict[str, str]:
+    """``{name: path}``: a distinct :func:`safe_name` for each distinct path, its file stem, with as many parent
+    folders in front as it takes to tell apart videos that share a file name (``a/x.mp4``, ``b/x.mp4`` -> ``a_x``,
+    ``b_x``)."""
+    paths = list(dict.fromkeys(str(p) for p in paths))
+    parts = {p: Path(p).with_suffix("").parts for p in paths}
+    depth = dict.fromkeys(paths, 1)
+    while True:
+        names = {p: safe_name("_".join(parts[p][-depth[p]:])) for p in paths}
+        clashing = [p for p in paths if list(names.values()).count(names[p]) > 1]
+        if not clashing or all(depth[p] >= len(parts[p]) for p in clashing):
+            break
+        for p in clashing:
+            depth[p] = min(depth[p] + 1, len(parts[p]))
+    if len(set(names.values())) < len(paths):
+        raise ValueError(f"cannot give these videos distinct names: {clashing}")
+    return {name: p for p, name in names.items()}

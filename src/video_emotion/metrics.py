@@ -1,18 +1,33 @@
-"""Video-level metrics from the predictions tables: per fold, per class, per subject, and across folds.
+"""Video-level metrics from prediction tables: the pooled headline, intervals by subject, paired model comparisons.
 
-Definitions follow scikit-learn's (and the tests check them against it):
+Definitions follow scikit-learn's (the tests check them against it):
 
-- accuracy (WAR, weighted average recall): correct / videos;
-- UAR (unweighted average recall, sklearn's balanced accuracy): mean recall over the classes present in the labels;
+- WAR (weighted average recall, accuracy): correct / videos;
+- UAR (unweighted average recall, sklearn's balanced accuracy): mean recall over the classes that have test videos;
 - macro-F1: mean F1 over the classes present in the labels or the predictions, an undefined F1 counting as 0.
 
-Per-class precision (recall) is NaN when a class is never predicted (never present). Confidence intervals are
-percentile bootstraps over videos (or over subjects with ``bootstrap_by: subject``), seeded. Across folds:
-mean and sample std (ddof=1) of the per-fold figures, and the figures of all test videos pooled.
+**Headline.** A model's figure is computed on all its test videos pooled over the folds (a fold that misses classes
+cannot inflate UAR). With several training seeds it is the mean over seeds of the pooled figure, which is also the
+figure of every seed's predictions stacked (each seed predicts the same videos); the standard deviation over seeds
+and the per-fold mean and standard deviation sit beside it. Chance (1/K) and the majority-class baseline of the
+pooled test labels are recorded too.
+
+**Intervals** are percentile bootstraps that resample whole subjects (a cluster bootstrap) when the folds are
+subject-independent (every subject tested in one fold), else videos (``bootstrap_by: auto``; ``subject`` or
+``video`` force one). A resampled subject brings all its videos, of every seed.
+
+**Paired comparisons.** For every pair of models, on the test videos both predicted (matched on ``video_id`` and on
+``seed`` when the two share seeds): the difference in WAR and UAR, a paired bootstrap interval (both models scored on
+the same resampled units) and the two-sided p-value of a paired permutation test that swaps the two models'
+predictions of a whole unit (subject, or video) at once: exact over all 2^units swaps when that is no more than
+``permutations``, else Monte Carlo with ``(hits + 1) / (permutations + 1)``. Swapping a unit flips the sign of its
+share of the difference (WAR and UAR are sums of per-video terms over a fixed label set), so each permutation costs
+one dot product.
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import re
@@ -21,13 +36,20 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from video_emotion.io import write_json, write_parquet
+from video_emotion.io import read_parquet_metadata, write_json, write_parquet
 
 log = logging.getLogger(__name__)
 
-METRICS_DEFAULTS = {"bootstrap": 1000, "ci": 0.95, "seed": 0, "bootstrap_by": "video"}
+METRICS_DEFAULTS = {"bootstrap": 1000, "ci": 0.95, "seed": 0, "bootstrap_by": "auto", "permutations": 10000}
 SCORES = ("accuracy", "uar", "macro_f1")
+COMPARED = ("accuracy", "uar")
+SHORT = {"accuracy": "WAR", "uar": "UAR", "macro_f1": "macro-F1"}
+TABLES = ("summary", "per_seed", "per_fold", "comparisons", "confusion", "per_class", "per_subject")
 
+
+# ---------------------------------------------------------------------------------------------------------------
+# Scores
+# ---------------------------------------------------------------------------------------------------------------
 
 def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int) -> np.ndarray:
     """Counts (num_classes, num_classes): rows are true classes, columns predicted ones."""
@@ -47,17 +69,21 @@ def per_class(cm: np.ndarray) -> dict[str, np.ndarray]:
     return {"support": support, "predicted": predicted, "precision": precision, "recall": recall, "f1": f1}
 
 
+def _scores_of(support: np.ndarray, tp: np.ndarray, predicted: np.ndarray) -> dict[str, np.ndarray]:
+    """WAR, UAR and macro-F1 from per-class counts (..., K); leading axes are batches (bootstrap draws)."""
+    present, seen = support > 0, (support > 0) | (predicted > 0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        recall = np.where(present, tp / np.where(present, support, 1), 0.0)
+        f1 = np.where(seen, 2 * tp / np.maximum(support + predicted, 1), 0.0)
+        return {"accuracy": tp.sum(-1) / support.sum(-1),
+                "uar": recall.sum(-1) / present.sum(-1),
+                "macro_f1": f1.sum(-1) / seen.sum(-1)}
+
+
 def scores_from_confusion(cm: np.ndarray) -> dict[str, float]:
-    """Accuracy (WAR), UAR and macro-F1 of a confusion matrix."""
-    n = cm.sum()
-    pc = per_class(cm)
-    present = pc["support"] > 0
-    seen = present | (pc["predicted"] > 0)
-    return {
-        "accuracy": float(np.trace(cm) / n) if n else float("nan"),
-        "uar": float(pc["recall"][present].mean()) if present.any() else float("nan"),
-        "macro_f1": float(np.nan_to_num(pc["f1"][seen]).mean()) if seen.any() else float("nan"),
-    }
+    """Accuracy (WAR), UAR and macro-F1 of a confusion matrix (NaN when it is empty)."""
+    out = _scores_of(cm.sum(1).astype(float), np.diag(cm).astype(float), cm.sum(0).astype(float))
+    return {s: float(v) for s, v in out.items()}
 
 
 def scores(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int) -> dict[str, float]:
@@ -65,54 +91,290 @@ def scores(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int) -> dict[str
     return scores_from_confusion(confusion_matrix(y_true, y_pred, num_classes))
 
 
-def bootstrap_ci(
-    y_true: np.ndarray,
-    y_pred: np.ndarray,
-    num_classes: int,
-    *,
-    groups: np.ndarray | None = None,
-    n_boot: int = 1000,
-    ci: float = 0.95,
-    seed: int = 0,
-) -> dict[str, tuple[float, float]]:
-    """Percentile bootstrap interval of each score, resampling videos (or whole ``groups``, e.g. subjects)."""
-    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
+# ---------------------------------------------------------------------------------------------------------------
+# Bootstrap and permutation test
+# ---------------------------------------------------------------------------------------------------------------
+
+def _tallies(y_true: np.ndarray, y_pred: np.ndarray, units: np.ndarray, n_units: int, k: int) -> np.ndarray:
+    """Per unit and class: support, true positives, predicted count, shape (3, n_units, k)."""
+    t = np.zeros((3, n_units, k))
+    np.add.at(t[0], (units, y_true), 1)
+    np.add.at(t[1], (units[y_true == y_pred], y_true[y_true == y_pred]), 1)
+    np.add.at(t[2], (units, y_pred), 1)
+    return t
+
+
+def _draw_counts(n_units: int, n_boot: int, rng: np.random.Generator) -> np.ndarray:
+    """(n_boot, n_units): how often each unit is drawn in each bootstrap resample of n_units units."""
+    picks = rng.integers(0, n_units, (n_boot, n_units))
+    counts = np.zeros((n_boot, n_units))
+    np.add.at(counts, (np.repeat(np.arange(n_boot), n_units), picks.ravel()), 1)
+    return counts
+
+
+def _unit_codes(groups, n: int) -> tuple[np.ndarray, int]:
     if groups is None:
-        groups = np.arange(len(y_true))
-    keys, members = np.unique(np.asarray(groups), return_inverse=True)
-    by_group = [np.flatnonzero(members == g) for g in range(len(keys))]
-    rng = np.random.default_rng(seed)
-    draws = {s: np.empty(n_boot) for s in SCORES}
-    for b in range(n_boot):
-        take = np.concatenate([by_group[g] for g in rng.integers(0, len(keys), len(keys))])
-        result = scores(y_true[take], y_pred[take], num_classes)
-        for s in SCORES:
-            draws[s][b] = result[s]
-    lo, hi = 100 * (1 - ci) / 2, 100 * (1 + ci) / 2
-    return {s: (float(np.nanpercentile(d, lo)), float(np.nanpercentile(d, hi))) for s, d in draws.items()}
+        return np.arange(n), n
+    _, codes = np.unique(np.asarray(groups).astype(str), return_inverse=True)
+    return codes, int(codes.max()) + 1 if n else 0
 
 
-def read_predictions(predictions_root: str | os.PathLike) -> tuple[pd.DataFrame, list[str]]:
-    """Every ``model=<m>/fold=<k>/predictions.parquet`` under the root, with model and fold columns; the classes."""
-    root = Path(predictions_root)
-    frames, classes = [], None
-    for path in sorted(root.glob("model=*/fold=*/predictions.parquet")):
-        m = re.fullmatch(r"model=(.+)", path.parent.parent.name)
-        k = re.fullmatch(r"fold=(-?\d+)", path.parent.name)
-        if not (m and k):
-            continue
+def bootstrap_draws(y_true, y_pred, num_classes: int, *, groups=None, n_boot: int = 1000,
+                    seed: int = 0) -> dict[str, np.ndarray]:
+    """Each score on ``n_boot`` resamples of the videos (or of whole ``groups``, e.g. subjects), seeded."""
+    y_true, y_pred = np.asarray(y_true, dtype=np.int64), np.asarray(y_pred, dtype=np.int64)
+    units, n_units = _unit_codes(groups, len(y_true))
+    t = _tallies(y_true, y_pred, units, n_units, num_classes)
+    counts = _draw_counts(n_units, n_boot, np.random.default_rng(seed))
+    return _scores_of(*(counts @ t[i] for i in range(3)))
+
+
+def _interval(draws: np.ndarray, ci: float) -> tuple[float, float]:
+    if len(draws) == 0 or np.isnan(draws).all():
+        return float("nan"), float("nan")
+    lo, hi = np.nanpercentile(draws, [100 * (1 - ci) / 2, 100 * (1 + ci) / 2])
+    return float(lo), float(hi)
+
+
+def bootstrap_ci(y_true, y_pred, num_classes: int, *, groups=None, n_boot: int = 1000, ci: float = 0.95,
+                 seed: int = 0) -> dict[str, tuple[float, float]]:
+    """Percentile bootstrap interval of each score, resampling videos (or whole ``groups``, e.g. subjects)."""
+    draws = bootstrap_draws(y_true, y_pred, num_classes, groups=groups, n_boot=n_boot, seed=seed)
+    return {s: _interval(d, ci) for s, d in draws.items()}
+
+
+def _video_weights(y_true: np.ndarray, k: int, metric: str) -> np.ndarray:
+    """w such that the metric of a prediction set is sum(w * correct): 1/N (WAR), 1/(K_present * support) (UAR)."""
+    if metric == "accuracy":
+        return np.full(len(y_true), 1 / len(y_true))
+    support = np.bincount(y_true, minlength=k)
+    return 1 / ((support > 0).sum() * support[y_true])
+
+
+def paired_permutation_test(correct_a, correct_b, weights, units, *, n_perm: int = 10000,
+                            seed: int = 0) -> tuple[float, int, bool]:
+    """Two-sided p-value of sum(weights * (correct_a - correct_b)) under swaps of the two models within units.
+
+    Returns (p, permutations used, exact). Exact enumeration of all 2^units swaps when that is at most ``n_perm``.
+    """
+    d = np.asarray(weights, float) * (np.asarray(correct_a, float) - np.asarray(correct_b, float))
+    codes, n_units = _unit_codes(units, len(d))
+    per_unit = np.bincount(codes, weights=d, minlength=n_units)
+    observed = per_unit.sum()
+    tol = 1e-12 * max(1.0, abs(observed))
+    if n_units <= 20 and 2**n_units <= n_perm:
+        signs = 1 - 2 * np.array(list(itertools.product((0, 1), repeat=n_units)), dtype=float)
+        return float(np.mean(np.abs(signs @ per_unit) >= abs(observed) - tol)), len(signs), True
+    signs = 1 - 2 * np.random.default_rng(seed).integers(0, 2, (n_perm, n_units)).astype(float)
+    hits = int(np.sum(np.abs(signs @ per_unit) >= abs(observed) - tol))
+    return (hits + 1) / (n_perm + 1), n_perm, False
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Reading prediction files
+# ---------------------------------------------------------------------------------------------------------------
+
+_KEY_VALUE = re.compile(r"(model|seed|fold)=(.+)")
+_NUMBERED = re.compile(r"(seed|fold)(\d+)")
+
+
+def run_keys(path: str | os.PathLike) -> dict:
+    """``model``, ``seed``, ``fold`` of a results file from its folders: ``key=value`` segments (predictions) or
+    ``{model}/seed{s}/fold{k}`` (training runs); only the keys found."""
+    keys: dict = {}
+    parts = Path(path).parts[:-1]
+    for i, part in enumerate(parts):
+        if m := _KEY_VALUE.fullmatch(part):
+            keys[m[1]] = m[2]
+        elif m := _NUMBERED.fullmatch(part):
+            keys[m[1]] = m[2]
+            if "model" not in keys and i > 0 and not _NUMBERED.fullmatch(parts[i - 1]):
+                keys["model"] = parts[i - 1]
+    return {k: (v if k == "model" else int(v)) for k, v in keys.items()}
+
+
+def read_predictions(paths) -> tuple[pd.DataFrame, list[str]]:
+    """The given ``predictions.parquet`` files stacked, with ``model``, ``seed``, ``fold`` (and the evaluated
+    ``epoch``) columns taken from each file's ``key=value`` folders, else from its metadata; and the classes."""
+    paths = [Path(p) for p in ([paths] if isinstance(paths, (str, os.PathLike)) else paths)]
+    if not paths:
+        raise FileNotFoundError("no prediction files given; run evaluate first")
+    frames, classes, seen = [], None, {}
+    for path in paths:
+        if not path.is_file():
+            raise FileNotFoundError(f"{path} does not exist; run evaluate first")
+        meta = read_parquet_metadata(path)
+        keys = {"model": meta.get("model"), "fold": meta.get("fold"),
+                "seed": meta.get("seed", ((meta.get("config") or {}).get("train") or {}).get("seed", 0)),
+                **run_keys(path)}
+        if keys["model"] is None or keys["fold"] is None:
+            raise ValueError(f"{path}: model or fold unknown; keep it under model=<name>/seed=<s>/fold=<k>/")
+        run = (str(keys["model"]), int(keys["seed"]), int(keys["fold"]))
+        if run in seen:
+            raise ValueError(f"{path} and {seen[run]} are both model {run[0]}, seed {run[1]}, fold {run[2]}")
+        seen[run] = path
         df = pd.read_parquet(path)
         cats = [str(c) for c in df["label"].cat.categories]
         if classes is not None and cats != classes:
             raise ValueError(f"{path} has classes {cats}, other predictions have {classes}; rerun evaluate")
         classes = cats
-        frames.append(df.assign(model=m.group(1), fold=int(k.group(1))))
-    if not frames:
-        raise FileNotFoundError(f"no model=*/fold=*/predictions.parquet under {root}; run evaluate first")
+        frames.append(df.assign(model=run[0], seed=run[1], fold=run[2], epoch=meta.get("epoch", -1)))
     df = pd.concat(frames, ignore_index=True)
     for col in ("label", "pred"):
         df[col] = pd.Categorical(df[col].astype(str), categories=classes)
+    df["subject"] = df["subject"].astype(str)
     return df, classes
+
+
+def interval_unit(df: pd.DataFrame, bootstrap_by: str = "auto") -> str:
+    """``subject`` when every subject is tested in one fold (per model and seed) and there are several, else
+    ``video``; or what ``bootstrap_by`` forces."""
+    if bootstrap_by != "auto":
+        return bootstrap_by
+    folds_per_subject = df.groupby(["model", "seed", "subject"], observed=True)["fold"].nunique()
+    return "subject" if (folds_per_subject == 1).all() and df["subject"].nunique() > 1 else "video"
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Tables
+# ---------------------------------------------------------------------------------------------------------------
+
+def _codes(df: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    return df["label"].cat.codes.to_numpy(np.int64), df["pred"].cat.codes.to_numpy(np.int64)
+
+
+def _pooled(df: pd.DataFrame, k: int, unit: str, boot: dict) -> dict:
+    """Pooled scores of ``df`` with their bootstrap intervals (units: subjects or videos)."""
+    yt, yp = _codes(df)
+    row = scores(yt, yp, k)
+    groups = df["subject" if unit == "subject" else "video_id"].to_numpy()
+    ci = bootstrap_ci(yt, yp, k, groups=groups, n_boot=boot["n_boot"], ci=boot["ci"], seed=boot["seed"]) \
+        if boot["n_boot"] else {s: (float("nan"), float("nan")) for s in SCORES}
+    for s in SCORES:
+        row[f"{s}_ci_low"], row[f"{s}_ci_high"] = ci[s]
+    return row
+
+
+def _spread(values: pd.Series) -> tuple[float, float]:
+    return float(values.mean()), float(values.std(ddof=1)) if len(values) > 1 else float("nan")
+
+
+def compare(a: pd.DataFrame, b: pd.DataFrame, k: int, unit: str, *, n_boot: int = 1000, ci: float = 0.95,
+            n_perm: int = 10000, seed: int = 0) -> list[dict]:
+    """Model a minus model b on the videos both predicted: per metric in :data:`COMPARED`, the difference, its
+    paired bootstrap interval and the paired permutation test's p-value."""
+    keys = ["video_id", "seed"] if set(a["seed"]) & set(b["seed"]) else ["video_id"]
+    m = a[[*keys, "subject", "label", "pred"]].merge(b[[*keys, "pred"]], on=keys, suffixes=("_a", "_b"))
+    if m.empty:
+        return []
+    yt = m["label"].cat.codes.to_numpy(np.int64)
+    pa, pb = m["pred_a"].cat.codes.to_numpy(np.int64), m["pred_b"].cat.codes.to_numpy(np.int64)
+    groups = m["subject" if unit == "subject" else "video_id"].to_numpy()
+    units, n_units = _unit_codes(groups, len(m))
+    ta, tb = _tallies(yt, pa, units, n_units, k), _tallies(yt, pb, units, n_units, k)
+    counts = _draw_counts(n_units, n_boot, np.random.default_rng(seed)) if n_boot else np.zeros((0, n_units))
+    draws_a = _scores_of(*(counts @ ta[i] for i in range(3)))
+    draws_b = _scores_of(*(counts @ tb[i] for i in range(3)))
+    score_a, score_b = scores(yt, pa, k), scores(yt, pb, k)
+    rows = []
+    for metric in COMPARED:
+        p, n_used, exact = paired_permutation_test(pa == yt, pb == yt, _video_weights(yt, k, metric), units,
+                                                   n_perm=n_perm, seed=seed)
+        lo, hi = _interval(draws_a[metric] - draws_b[metric], ci)
+        rows.append({"model_a": str(a["model"].iloc[0]), "model_b": str(b["model"].iloc[0]), "metric": metric,
+                     "a": score_a[metric], "b": score_b[metric], "diff": score_a[metric] - score_b[metric],
+                     "ci_low": lo, "ci_high": hi, "p_value": p, "n_videos": int(m["video_id"].nunique()),
+                     "n_predictions": len(m), "n_subjects": int(m["subject"].nunique()),
+                     "n_seeds": int(m["seed"].nunique()) if "seed" in keys else 0,
+                     "unit": unit, "permutations": n_used, "exact": exact})
+    return rows
+
+
+def compute_metrics(predictions, out_dir: str | os.PathLike, params: dict) -> dict:
+    """Write the :data:`TABLES` (Parquet) and metrics.json under ``out_dir`` from the given prediction files.
+
+    ``params`` is the config's ``metrics`` section (``bootstrap``, ``ci``, ``seed``, ``bootstrap_by``,
+    ``permutations``). Returns the JSON's content.
+    """
+    p = {**METRICS_DEFAULTS, **(params or {})}
+    out_dir = Path(out_dir)
+    df, classes = read_predictions(predictions)
+    k = len(classes)
+    unit = interval_unit(df, p["bootstrap_by"])
+    boot = {"n_boot": int(p["bootstrap"]), "ci": float(p["ci"]), "seed": int(p["seed"])}
+    models = list(dict.fromkeys(df["model"]))  # in the order the files were given
+
+    per_fold, per_seed, summary, confusion, per_cls, per_subj = [], [], [], [], [], []
+    for (model, seed, fold), fdf in df.groupby(["model", "seed", "fold"], sort=True):
+        yt, yp = _codes(fdf)
+        cm = confusion_matrix(yt, yp, k)
+        run = {"model": model, "seed": int(seed), "fold": int(fold)}
+        per_fold.append({**run, "epoch": int(fdf["epoch"].iloc[0]), "n_videos": len(fdf),
+                         "n_subjects": fdf["subject"].nunique(), **scores_from_confusion(cm)})
+        confusion += [{**run, "true": t, "pred": q, "count": int(cm[i, j])}
+                      for i, t in enumerate(classes) for j, q in enumerate(classes)]
+        pc = per_class(cm)
+        per_cls += [{**run, "class": c, **{name: pc[name][i] for name in pc}} for i, c in enumerate(classes)]
+        correct = fdf["label"] == fdf["pred"]
+        per_subj += [{**run, "subject": subject, "n_videos": len(s), "accuracy": float(s.mean())}
+                     for subject, s in correct.groupby(fdf["subject"], sort=True)]
+    fold_table = pd.DataFrame(per_fold)
+
+    for (model, seed), sdf in df.groupby(["model", "seed"], sort=True):
+        folds = fold_table[(fold_table["model"] == model) & (fold_table["seed"] == seed)]
+        row = {"model": model, "seed": int(seed), "n_folds": len(folds), "n_videos": len(sdf),
+               "n_subjects": sdf["subject"].nunique(), **_pooled(sdf, k, unit, boot)}
+        for s in SCORES:
+            row[f"{s}_fold_mean"], row[f"{s}_fold_std"] = _spread(folds[s])
+        per_seed.append(row)
+    seed_table = pd.DataFrame(per_seed)
+
+    for model in models:
+        mdf = df[df["model"] == model]
+        seeds, folds = seed_table[seed_table["model"] == model], fold_table[fold_table["model"] == model]
+        videos = mdf.drop_duplicates("video_id")
+        label_share = videos["label"].value_counts(normalize=True, sort=False)
+        row = {"model": model, "n_seeds": len(seeds), "seeds": ", ".join(str(s) for s in seeds["seed"]),
+               "n_folds": folds["fold"].nunique(), "n_videos": len(videos), "n_subjects": mdf["subject"].nunique(),
+               "unit": unit, "ci": boot["ci"], "bootstrap": boot["n_boot"], **_pooled(mdf, k, unit, boot)}
+        for s in SCORES:
+            row[s] = float(seeds[s].mean())  # equals the stacked figure; exact mean for the record
+            row[f"{s}_seed_std"] = _spread(seeds[s])[1]
+            row[f"{s}_fold_mean"], row[f"{s}_fold_std"] = _spread(folds[s])
+        row.update({"chance": 1 / k, "majority_class": str(label_share.idxmax()),
+                    "majority_accuracy": float(label_share.max()), "majority_uar": 1 / int((label_share > 0).sum())})
+        summary.append(row)
+
+    comparisons = []
+    for a, b in itertools.combinations(models, 2):
+        rows = compare(df[df["model"] == a], df[df["model"] == b], k, unit, n_boot=boot["n_boot"], ci=boot["ci"],
+                       n_perm=int(p["permutations"]), seed=boot["seed"])
+        if not rows:
+            log.warning("%s and %s share no test videos: not compared", a, b)
+        comparisons += rows
+
+    def cat(table: list[dict], *cols: str) -> pd.DataFrame:
+        t = pd.DataFrame(table)
+        for c in cols:
+            t[c] = pd.Categorical(t[c], categories=classes)
+        return t
+
+    comparison_columns = ["model_a", "model_b", "metric", "a", "b", "diff", "ci_low", "ci_high", "p_value",
+                          "n_videos", "n_predictions", "n_subjects", "n_seeds", "unit", "permutations", "exact"]
+    tables = {"summary": pd.DataFrame(summary), "per_seed": seed_table, "per_fold": fold_table,
+              "comparisons": pd.DataFrame(comparisons, columns=comparison_columns),
+              "confusion": cat(confusion, "true", "pred"), "per_class": cat(per_cls, "class"),
+              "per_subject": pd.DataFrame(per_subj)}
+    meta = {"classes": classes, "params": p, "unit": unit}
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for name, table in tables.items():
+        write_parquet(table, out_dir / f"{name}.parquet", meta)
+    report = {"classes": classes, "chance": 1 / k, "unit": unit, "params": p,
+              "summary": tables["summary"].to_dict("records"), "comparisons": comparisons}
+    write_json(_finite(report), out_dir / "metrics.json")
+    for line in summary_lines(tables["summary"], tables["comparisons"]):
+        log.info("%s", line)
+    return report
 
 
 def _finite(obj):
@@ -123,82 +385,54 @@ def _finite(obj):
         return [_finite(v) for v in obj]
     if isinstance(obj, (float, np.floating)):
         return float(obj) if np.isfinite(obj) else None
-    if isinstance(obj, np.integer):
-        return int(obj)
+    if isinstance(obj, (np.integer, np.bool_)):
+        return obj.item()
     return obj
 
 
-def _with_ci(row: dict, ci: dict) -> dict:
-    for s in SCORES:
-        row[f"{s}_ci_low"], row[f"{s}_ci_high"] = ci[s]
-    return row
+# ---------------------------------------------------------------------------------------------------------------
+# Text: the end-of-run summary and the report's claims
+# ---------------------------------------------------------------------------------------------------------------
+
+def _pct(value: float) -> str:
+    return "–" if pd.isna(value) else f"{100 * value:.1f}"
 
 
-def compute_metrics(predictions_root: str | os.PathLike, out_dir: str | os.PathLike, params: dict) -> dict:
-    """Write per_fold, summary, confusion, per_class, per_subject Parquet tables and metrics.json; return the JSON.
+def format_p(p: float) -> str:
+    return "–" if pd.isna(p) else "< 0.001" if p < 0.001 else f"{p:.3f}" if p < 0.01 else f"{p:.2f}"
 
-    ``params`` is the config's ``metrics`` section (``bootstrap``, ``ci``, ``seed``, ``bootstrap_by``).
-    """
-    p = {**METRICS_DEFAULTS, **(params or {})}
-    out_dir = Path(out_dir)
-    df, classes = read_predictions(predictions_root)
-    k = len(classes)
-    boot = {"n_boot": int(p["bootstrap"]), "ci": float(p["ci"]), "seed": int(p["seed"])}
-    by_subject = p["bootstrap_by"] == "subject"
 
-    per_fold, confusion, per_cls, per_subj, summary = [], [], [], [], []
-    report: dict = {"classes": classes, "chance": 1 / k, "ci": p["ci"], "bootstrap": p, "models": {}}
-    for model, mdf in df.groupby("model", sort=True):
-        folds = {}
-        for fold, fdf in mdf.groupby("fold", sort=True):
-            yt, yp = fdf["label"].cat.codes.to_numpy(), fdf["pred"].cat.codes.to_numpy()
-            cm = confusion_matrix(yt, yp, k)
-            row = {"model": model, "fold": int(fold), "n_videos": len(fdf), **scores_from_confusion(cm)}
-            groups = fdf["subject"].astype(str).to_numpy() if by_subject else None
-            per_fold.append(_with_ci(row, bootstrap_ci(yt, yp, k, groups=groups, **boot)))
-            folds[int(fold)] = row
-            for i, t in enumerate(classes):
-                for j, q in enumerate(classes):
-                    confusion.append({"model": model, "fold": int(fold), "true": t, "pred": q, "count": int(cm[i, j])})
-            pc = per_class(cm)
-            for i, c in enumerate(classes):
-                per_cls.append({"model": model, "fold": int(fold), "class": c,
-                                **{name: pc[name][i] for name in ("support", "predicted", "precision", "recall", "f1")}})
-            correct = fdf["label"] == fdf["pred"]
-            for subject, sdf in correct.groupby(fdf["subject"].astype(str), sort=True):
-                per_subj.append({"model": model, "fold": int(fold), "subject": subject,
-                                 "n_videos": len(sdf), "accuracy": float(sdf.mean())})
+def comparison_line(row) -> str:
+    """'res_att vs c3d: WAR +18.2 points [9.1, 27.0], p = 0.002' (paired; interval and test by subject or video)."""
+    return (f"{row['model_a']} vs {row['model_b']}: {SHORT[row['metric']]} {100 * row['diff']:+.1f} points "
+            f"[{100 * row['ci_low']:+.1f}, {100 * row['ci_high']:+.1f}], p = {format_p(row['p_value'])}")
 
-        yt, yp = mdf["label"].cat.codes.to_numpy(), mdf["pred"].cat.codes.to_numpy()
-        fold_table = pd.DataFrame(list(folds.values()))
-        row = {"model": model, "n_folds": len(folds), "n_videos": len(mdf)}
-        for s in SCORES:
-            row[f"{s}_mean"] = float(fold_table[s].mean())
-            row[f"{s}_std"] = float(fold_table[s].std(ddof=1)) if len(folds) > 1 else float("nan")
-        pooled = scores(yt, yp, k)
-        groups = mdf["subject"].astype(str).to_numpy() if by_subject else None
-        ci = bootstrap_ci(yt, yp, k, groups=groups, **boot)
-        for s in SCORES:
-            row[f"{s}_pooled"] = pooled[s]
-            row[f"{s}_pooled_ci_low"], row[f"{s}_pooled_ci_high"] = ci[s]
-        summary.append(row)
-        report["models"][model] = {"summary": row, "folds": folds}
-        log.info("%s: accuracy %.3f +- %.3f over %d folds (chance %.3f), UAR %.3f, macro-F1 %.3f",
-                 model, row["accuracy_mean"], np.nan_to_num(row["accuracy_std"]), len(folds), 1 / k,
-                 row["uar_mean"], row["macro_f1_mean"])
 
-    def cat(table: list[dict], *cols: str) -> pd.DataFrame:
-        t = pd.DataFrame(table)
-        for c in cols:
-            t[c] = pd.Categorical(t[c], categories=classes)
-        return t
+def headline(row) -> str:
+    """A model's pooled WAR and UAR with intervals, then the per-fold (and per-seed) spread, labelled."""
+    ci = f"{100 * row['ci']:.0f}% CI by {row['unit']}"
+    text = (f"{row['model']}: WAR {_pct(row['accuracy'])}% [{_pct(row['accuracy_ci_low'])}, "
+            f"{_pct(row['accuracy_ci_high'])}], UAR {_pct(row['uar'])}% [{_pct(row['uar_ci_low'])}, "
+            f"{_pct(row['uar_ci_high'])}] ({ci}; pooled over {row['n_videos']} test videos, {row['n_subjects']} "
+            f"subjects); per-fold mean ± std: WAR {_pct(row['accuracy_fold_mean'])} ± {_pct(row['accuracy_fold_std'])},"
+            f" UAR {_pct(row['uar_fold_mean'])} ± {_pct(row['uar_fold_std'])} ({row['n_folds']} folds)")
+    if row["n_seeds"] > 1:
+        text += (f"; std over {row['n_seeds']} seeds: WAR {_pct(row['accuracy_seed_std'])}, "
+                 f"UAR {_pct(row['uar_seed_std'])}")
+    return text
 
-    out_dir.mkdir(parents=True, exist_ok=True)
-    meta = {"classes": classes, "params": p}
-    write_parquet(pd.DataFrame(per_fold), out_dir / "per_fold.parquet", meta)
-    write_parquet(pd.DataFrame(summary), out_dir / "summary.parquet", meta)
-    write_parquet(cat(confusion, "true", "pred"), out_dir / "confusion.parquet", meta)
-    write_parquet(cat(per_cls, "class"), out_dir / "per_class.parquet", meta)
-    write_parquet(pd.DataFrame(per_subj), out_dir / "per_subject.parquet", meta)
-    write_json(_finite(report), out_dir / "metrics.json")
-    return report
+
+def baseline_line(row) -> str:
+    return (f"chance (1/K) {_pct(row['chance'])}%; majority class ({row['majority_class']}) WAR "
+            f"{_pct(row['majority_accuracy'])}%, UAR {_pct(row['majority_uar'])}%")
+
+
+def summary_lines(summary: pd.DataFrame, comparisons: pd.DataFrame) -> list[str]:
+    """The headline of each model, the baselines and every paired comparison, as printed at the end of a run."""
+    lines = [headline(row) for _, row in summary.iterrows()]
+    if len(summary):
+        lines.append(baseline_line(summary.iloc[0]))
+    lines += [comparison_line(row) for _, row in comparisons.iterrows()]
+    if len(summary) == 1:
+        lines.append("one model: no paired comparison")
+    return lines

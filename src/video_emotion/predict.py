@@ -30,16 +30,16 @@ from video_emotion.faces import DEFAULTS as FACE_DEFAULTS
 from video_emotion.faces import FacePipeline
 from video_emotion.frames import iter_frames, probe
 from video_emotion.inference import load_checkpoint, resolve_device
-from video_emotion.io import atomic_path, write_parquet
+from video_emotion.io import atomic_path, safe_name, write_parquet
 
 log = logging.getLogger(__name__)
 
 BATCH = 8  # windows scored together
 
 
-def timeline_paths(video: str | os.PathLike, out_dir: str | os.PathLike) -> tuple[Path, Path]:
-    """``<out_dir>/<video stem>.timeline.parquet`` and ``.timeline.png``."""
-    stem = Path(video).stem
+def timeline_paths(video: str | os.PathLike, out_dir: str | os.PathLike, name: str | None = None) -> tuple[Path, Path]:
+    """``<out_dir>/<name>.timeline.parquet`` and ``.timeline.png``; ``name`` defaults to the video's file-safe stem."""
+    stem = name or safe_name(Path(video).stem)
     return Path(out_dir) / f"{stem}.timeline.parquet", Path(out_dir) / f"{stem}.timeline.png"
 
 
@@ -110,6 +110,7 @@ def predict(
     window: int | None = None,
     stride: int | None = None,
     device: str = "auto",
+    name: str | None = None,
     overrides: dict | None = None,
 ) -> pd.DataFrame:
     """Write and return the emotion timeline of ``video``; print its overall emotion.
@@ -121,10 +122,15 @@ def predict(
     (``{"frames": {...}, "faces": {...}}``) replace the checkpoint's preprocessing settings.
     """
     video, checkpoint = Path(video), Path(checkpoint)
-    parquet_path, png_path = timeline_paths(video, out_dir)
+    parquet_path, png_path = timeline_paths(video, out_dir, name)
     dev = resolve_device(device)
     model, ckpt = load_checkpoint(checkpoint, dev)
     frames_cfg, faces_cfg = _preprocessing(ckpt, checkpoint, overrides)
+    trained_on = ckpt.get("dataset") or (ckpt.get("config") or {}).get("dataset") or "an unrecorded dataset"
+    log.info("%s: %s trained on %s (fold %s)", checkpoint, ckpt["model_name"], trained_on, ckpt.get("fold"))
+    if trained_on == "demo":
+        log.warning("%s was trained on the synthetic demo dataset: its predictions on real faces mean little; "
+                    "train on a real dataset (workflow/presets/) for real use", checkpoint)
     classes, clip_len = [str(c) for c in ckpt["classes"]], int(ckpt["clip_len"])
     window = int(window or clip_len)
     stride = int(stride or max(1, window // 2))
@@ -187,6 +193,7 @@ def predict(
     })
     overall, mean = overall_emotion(timeline, classes)
     meta = {"video": str(video), "checkpoint": str(checkpoint), "model": ckpt["model_name"], "classes": classes,
+            "trained_on": trained_on,
             "overall": overall, "overall_probs": [None if np.isnan(v) else float(v) for v in mean],
             "fps": fps, "window": window, "stride": stride, "clip_len": clip_len, "n_frames": n,
             "frames": frames_cfg, "faces": pipeline.params, "backend": pipeline.backend.name,

@@ -1,17 +1,14 @@
-"""The report: figures (PNG and SVG) and a self-contained ``index.html`` from the pipeline's results.
+"""The report: figures (PNG and SVG), two HTML tables and a self-contained ``index.html``, drawn from files only.
 
-Every figure has a fixed file name (listed in :data:`FIGURES` with its caption) whatever the models and folds, so the
-workflow can declare the outputs up front and register each with Snakemake's ``report()``. A figure whose inputs are
-missing is still written, saying what is missing, so one absent stage never loses the rest of the report.
+It reads the files it is given (see :func:`build_report` and docs/ARCHITECTURE.md), never a folder, and runs no
+model: the attention maps come computed in a file (:mod:`video_emotion.attention`). Every figure has a fixed file
+name (:data:`FIGURES`, with its caption file) whatever the models, seeds and folds, so the workflow declares the
+outputs up front and registers each with Snakemake's ``report()``. A figure whose inputs are missing is still
+written, saying what is missing, so one absent stage never loses the rest of the report.
 
-Inputs, all under ``results_dir`` (see docs/ARCHITECTURE.md)::
-
-    metrics/{per_fold,summary,confusion,per_class,per_subject}.parquet   -> tables, comparison, confusion, recall
-    models/{model}/fold{k}/history.parquet, best.pt                      -> training curves, attention overlays
-    manifest.parquet, faces/{shard}.h5, faces/{shard}_qc.parquet         -> face montage, face-stage QC
-    cache/clips.h5                                                       -> the test clips shown with attention
-
-Figures use the Okabe-Ito palette (colour-blind safe) and a perceptually uniform colour map.
+The headline is the metrics stage's: WAR and UAR pooled over all test videos with intervals by subject, the per-fold
+mean ± std beside it, chance and the majority-class baseline; then the paired model comparisons, laid out like the
+seed paper's claims.
 """
 
 from __future__ import annotations
@@ -19,25 +16,27 @@ from __future__ import annotations
 import base64
 import html
 import logging
+import re
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+import pandas as pd
+from matplotlib import rc_context
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.ticker import MaxNLocator
 
-matplotlib.use("Agg")
-
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-from matplotlib.lines import Line2D  # noqa: E402
-
-from video_emotion.io import atomic_path, read_parquet_metadata  # noqa: E402
-from video_emotion.plotting import OKABE_ITO, OVERLAY, SEQUENTIAL, STYLE, save_figure  # noqa: E402
+from video_emotion.attention import read_attention
+from video_emotion.io import atomic_path, read_parquet_metadata
+from video_emotion.metrics import TABLES, baseline_line, comparison_line, format_p, headline, run_keys
+from video_emotion.plotting import OKABE_ITO, SEQUENTIAL, STYLE, save_figure
 
 log = logging.getLogger(__name__)
 
-# Figure file (PNG; an SVG with the same stem sits beside it) -> its caption in workflow/report/.
+# Figure file (PNG; an SVG with the same stem sits beside it) -> its caption file (workflow/report/).
 FIGURES = {
-    "comparison.png": "comparison.rst",
+    "headline.png": "headline.rst",
+    "paired_differences.png": "paired_differences.rst",
     "confusion.png": "confusion.rst",
     "per_class_recall.png": "per_class_recall.rst",
     "training_curves.png": "training_curves.rst",
@@ -46,61 +45,68 @@ FIGURES = {
     "attention.png": "attention.rst",
     "face_qc.png": "face_qc.rst",
 }
+# The metric tables as HTML files, for Snakemake's report -> their caption files.
+TABLE_FILES = {"headline.html": "headline_table.rst", "comparisons.html": "comparisons_table.rst"}
 
-# The seed paper's video-level accuracies (%) on eNTERFACE'05, by our registry names.
+# The seed paper's video-level accuracies (%) on eNTERFACE'05, by our registry names: their only home.
 PAPER = {"res_att": 67.5, "c3d": 49.3, "res_att2": 56.1}
 PAPER_NAMES = {"res_att": "3Res-att", "c3d": "C3D", "res_att2": "3Res att2"}
 PAPER_DATASET = "enterface05"
 
-METRICS = ("accuracy", "uar", "macro_f1")
-METRIC_NAMES = {"accuracy": "Accuracy (WAR)", "uar": "UAR", "macro_f1": "Macro-F1"}
+METRIC_NAMES = {"accuracy": "WAR (accuracy)", "uar": "UAR", "macro_f1": "macro-F1"}
+FAILED_DECODE = "frames:"  # faces QC reasons of videos the frames stage could not decode
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# Reading the results
+# Reading the given files
 # ---------------------------------------------------------------------------------------------------------------
 
-def _read(path: Path) -> pd.DataFrame:
+def _read(path: Path | None) -> pd.DataFrame:
     """A Parquet table, or an empty frame (logged) when the file is absent."""
-    if not path.exists():
-        log.warning("report: %s not found; the figures that need it say so", path)
+    if path is None or not Path(path).exists():
+        if path is not None:
+            log.warning("report: %s not found; the figures that need it say so", path)
         return pd.DataFrame()
     return pd.read_parquet(path)
 
 
-def load_metrics(results_dir: Path) -> dict[str, pd.DataFrame]:
-    """The metrics stage's tables by name (``per_fold``, ``summary``, ``confusion``, ``per_class``, ``per_subject``)."""
-    names = ("per_fold", "summary", "confusion", "per_class", "per_subject")
-    tables = {name: _read(results_dir / "metrics" / f"{name}.parquet") for name in names}
+def load_metrics(paths) -> tuple[dict[str, pd.DataFrame], list[str]]:
+    """The metric tables by name (the file stem, one of ``metrics.TABLES``) and the class list they record."""
+    given = {Path(p).stem: Path(p) for p in paths or []}
+    tables = {name: _read(given.get(name)) for name in TABLES}
     for df in tables.values():
-        for col in ("model", "subject"):
+        for col in ("model", "subject", "model_a", "model_b"):
             if col in df.columns:
                 df[col] = df[col].astype(str)
-    return tables
+    classes = []
+    for path in given.values():
+        if path.exists():
+            classes = list(read_parquet_metadata(path).get("classes", []))
+            break
+    return tables, classes
 
 
-def metric_classes(results_dir: Path) -> list[str]:
-    """The class list, in class-index order, that the metrics stage recorded."""
-    path = results_dir / "metrics" / "confusion.parquet"
-    return list(read_parquet_metadata(path).get("classes", [])) if path.exists() else []
-
-
-def load_histories(results_dir: Path) -> pd.DataFrame:
-    """Every ``models/{model}/fold{k}/history.parquet`` stacked, with ``model`` and ``fold`` columns."""
+def load_runs(paths) -> pd.DataFrame:
+    """Per-run Parquet files (histories, QC tables) stacked, with ``model``, ``seed``, ``fold`` from their paths."""
     frames = []
-    for path in sorted(results_dir.glob("models/*/fold*/history.parquet")):
-        df = pd.read_parquet(path)
-        df.insert(0, "fold", int(path.parent.name.removeprefix("fold")))
-        df.insert(0, "model", path.parent.parent.name)
-        frames.append(df)
+    for path in map(Path, paths or []):
+        if path.exists():
+            keys = run_keys(path)
+            frames.append(pd.read_parquet(path).assign(**{k: keys.get(k, 0) for k in ("model", "seed", "fold")}))
+        else:
+            log.warning("report: %s not found", path)
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
-def _model_order(tables: dict[str, pd.DataFrame], configured: list[str] | None) -> list[str]:
-    """Models with metrics, in the configured order, then any others alphabetically."""
-    found = set(tables["per_fold"]["model"]) if "model" in tables["per_fold"] else set()
-    order = [m for m in configured or [] if m in found]
-    return order + sorted(found - set(order))
+def _model_order(summary: pd.DataFrame, configured: list[str] | None) -> list[str]:
+    """Models with metrics, in the configured order, then any others in the metrics' order."""
+    found = list(summary["model"]) if "model" in summary else []
+    return [m for m in configured or [] if m in found] + [m for m in found if m not in (configured or [])]
+
+
+def _natural(text: str):
+    digits = "".join(c for c in str(text) if c.isdigit())
+    return (int(digits) if digits else -1, str(text))
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -112,56 +118,113 @@ def _legend_outside(ax, **kw) -> None:
 
 
 def _missing(message: str) -> Figure:
-    fig = Figure(figsize=(6, 2))
+    fig = Figure(figsize=(7, 1.6))
     fig.text(0.5, 0.5, message, ha="center", va="center", wrap=True)
     return fig
 
 
-def fig_comparison(summary: pd.DataFrame, models: list[str], paper: dict[str, float], dataset: str,
-                   n_classes: int) -> Figure:
-    """Accuracy per model, mean and std over folds, beside the paper's figures (hatched, labelled as the paper's)."""
+def _percent_axis(ax, label: str) -> None:
+    """0-100 % with room for markers at the ends (nothing drawn past 100)."""
+    ax.set_ylim(-4, 104)
+    ax.set_yticks(range(0, 101, 20))
+    ax.set_ylabel(label)
+
+
+def _jitter(n: int, width: float = 0.1) -> np.ndarray:
+    return np.linspace(-width, width, n) if n > 1 else np.zeros(n)
+
+
+def fig_headline(summary: pd.DataFrame, per_fold: pd.DataFrame, models: list[str], paper: dict[str, float],
+                 dataset: str) -> Figure:
+    """WAR and UAR of each model pooled over all test videos (dot) with its interval, every fold's figure (small
+    circles), chance, the majority-class baseline and the paper's figure (WAR panel)."""
     if summary.empty:
         return _missing("No metrics yet: run the metrics stage (results/metrics/summary.parquet).")
-    stats = (summary.set_index("model")[["accuracy_mean", "accuracy_std"]] * 100).set_axis(["mean", "std"], axis=1)
-    names = models + [k for k in paper if k not in models]
-    x = np.arange(len(names))
-    width = 0.38
-    fig = Figure(figsize=(1.4 * len(names) + 5, 4.4), layout="constrained")
+    s = summary.set_index("model")
+    first = s.iloc[0]
+    fig = Figure(figsize=(max(8.0, 2.2 * len(models) + 5), 4.4), layout="constrained")
+    axes = fig.subplots(1, 2, sharey=True)
+    x = np.arange(len(models))
+    for ax, metric in zip(axes, ("accuracy", "uar"), strict=True):
+        for i, model in enumerate(models):
+            row = s.loc[model]
+            folds = per_fold[per_fold["model"] == model][metric].to_numpy() * 100 if len(per_fold) else []
+            ax.scatter(i - 0.22 + _jitter(len(folds), 0.06), folds, s=16, facecolors="none",
+                       edgecolors="grey", linewidths=0.8, zorder=2)
+            value, lo, hi = 100 * row[metric], 100 * row[f"{metric}_ci_low"], 100 * row[f"{metric}_ci_high"]
+            if np.isfinite(lo):
+                ax.errorbar(i, value, yerr=[[value - lo], [hi - value]], fmt="none", ecolor=OKABE_ITO[3], capsize=5,
+                            lw=1.5, zorder=3)
+            ax.plot(i, value, "o", color=OKABE_ITO[3], ms=8, zorder=4)
+            ax.annotate(f"{value:.1f}", (i, value), xytext=(9, 0), textcoords="offset points", va="center",
+                        fontsize=9, color=OKABE_ITO[3])
+            if metric == "accuracy" and model in paper:
+                ax.plot(i + 0.3, paper[model], "D", mfc="white", mec=OKABE_ITO[4], ms=7, zorder=4)
+                ax.annotate(f"{paper[model]:.1f}", (i + 0.3, paper[model]), xytext=(7, 0), textcoords="offset points",
+                            va="center", fontsize=9, color=OKABE_ITO[4])
+        majority = first["majority_accuracy"] if metric == "accuracy" else first["majority_uar"]
+        ax.axhline(100 * first["chance"], color="grey", lw=1, ls=":")
+        if not np.isclose(majority, first["chance"]):
+            ax.axhline(100 * majority, color=OKABE_ITO[0], lw=1, ls="--")
+        ax.set_xticks(x, [f"{m}\n({PAPER_NAMES[m]})" if m in PAPER_NAMES else m for m in models])
+        ax.set_xlim(-0.6, len(models) - 0.1)
+        _percent_axis(ax, "Video-level figure (%)")
+        ax.set_title(f"{METRIC_NAMES[metric]}, pooled over all test videos", loc="left")
+    unit, level = first["unit"], 100 * first["ci"]
+    handles = [Line2D([], [], color=OKABE_ITO[3], marker="o", label=f"pooled, {level:.0f}% CI by {unit}"),
+               Line2D([], [], ls="none", marker="o", mfc="none", mec="grey", label="one fold (each seed)"),
+               Line2D([], [], color="grey", ls=":", label=f"chance, 1/K = {100 * first['chance']:.1f}%"),
+               Line2D([], [], color=OKABE_ITO[0], ls="--",
+                      label=f"majority class ({first['majority_class']}): WAR {100 * first['majority_accuracy']:.1f}%")]
+    if any(m in paper for m in models):
+        handles.append(Line2D([], [], ls="none", marker="D", mfc="white", mec=OKABE_ITO[4],
+                              label="paper's accuracy (eNTERFACE'05)"))
+    axes[1].legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1), frameon=False)
+    if dataset.lower() != PAPER_DATASET and any(m in paper for m in models):
+        fig.suptitle(f"Not comparable with the paper: this run is on '{dataset}', the paper's figures on "
+                     "eNTERFACE'05", x=0.01, ha="left", fontsize=10, color=OKABE_ITO[4])
+    return fig
+
+
+def fig_paired_differences(comparisons: pd.DataFrame, paper: dict[str, float]) -> Figure:
+    """Every paired comparison (model a minus model b, in points) with its interval; the label is the claim."""
+    if comparisons.empty:
+        return _missing("One model evaluated: no paired comparison. Configure two or more models to compare them.")
+    rows = comparisons.reset_index(drop=True)
+    fig = Figure(figsize=(11, 0.55 * len(rows) + 1.6), layout="constrained")
     ax = fig.add_subplot()
-    ours = stats.reindex(names)
-    bars = ax.bar(x - width / 2, ours["mean"].fillna(0), width, yerr=ours["std"].fillna(0), capsize=4,
-                  color=OKABE_ITO[3], label=f"this run ({dataset}), mean ± std over folds")
-    for rect, (_, row) in zip(bars, ours.iterrows(), strict=True):
-        if pd.notna(row["mean"]):
-            ax.annotate(f"{row['mean']:.1f}", (rect.get_x() + rect.get_width() / 2, row["mean"] + row["std"]
-                                                if pd.notna(row["std"]) else row["mean"]),
-                        xytext=(0, 3), textcoords="offset points", ha="center", fontsize=9)
-        else:
-            ax.annotate("not run", (rect.get_x() + rect.get_width() / 2, 0), xytext=(0, 3),
-                        textcoords="offset points", ha="center", fontsize=9, color="grey")
-    paper_vals = [paper.get(n, np.nan) for n in names]
-    pbars = ax.bar(x + width / 2, np.nan_to_num(paper_vals), width, color="white", edgecolor=OKABE_ITO[4],
-                   hatch="//", label="paper's figure (eNTERFACE'05)")
-    for rect, value in zip(pbars, paper_vals, strict=True):
-        if not np.isnan(value):
-            ax.annotate(f"{value:.1f}", (rect.get_x() + rect.get_width() / 2, value), xytext=(0, 3),
-                        textcoords="offset points", ha="center", fontsize=9, color=OKABE_ITO[4])
-    if n_classes:
-        ax.axhline(100 / n_classes, color="grey", lw=1, ls=":", label=f"chance ({100 / n_classes:.1f}%)")
-    ax.set_xticks(x, [n if n not in PAPER_NAMES else PAPER_NAMES[n] if n not in stats.index
-                      else f"{n}\n({PAPER_NAMES[n]})" for n in names])
-    ax.set_ylabel("Video-level accuracy (%)")
-    ax.set_ylim(0, 110)
-    title = "Video-level accuracy: this run beside the paper's reported figures"
-    if dataset.lower() != PAPER_DATASET:
-        title += f"\nNot comparable: this run is on '{dataset}'; the paper's figures are on eNTERFACE'05"
-    ax.set_title(title, loc="left")
-    _legend_outside(ax)
+    y = np.arange(len(rows))[::-1]
+    for yi, (_, row) in zip(y, rows.iterrows(), strict=True):
+        colour = OKABE_ITO[3] if row["metric"] == "accuracy" else OKABE_ITO[2]
+        ax.plot([100 * row["ci_low"], 100 * row["ci_high"]], [yi, yi], color=colour, lw=2)
+        ax.plot(100 * row["diff"], yi, "o", color=colour, ms=7)
+        a, b = row["model_a"], row["model_b"]
+        if row["metric"] == "accuracy" and a in paper and b in paper:
+            ax.plot(paper[a] - paper[b], yi, "D", mfc="white", mec=OKABE_ITO[4], ms=7)
+    ax.axvline(0, color="grey", lw=1)
+    ax.set_yticks(y, [comparison_line(r) for _, r in rows.iterrows()])
+    ax.set_xlabel("Difference, model a minus model b (percentage points)")
+    lo = min(0, 100 * rows["ci_low"].min(), *(paper[a] - paper[b] for a, b in zip(rows["model_a"], rows["model_b"],
+                                                                               strict=True) if a in paper and b in paper))
+    hi = max(0, 100 * rows["ci_high"].max(), *(paper[a] - paper[b] for a, b in zip(rows["model_a"], rows["model_b"],
+                                                                                strict=True) if a in paper and b in paper))
+    pad = 0.08 * (hi - lo or 1)
+    ax.set_xlim(lo - pad, hi + pad)
+    ax.set_ylim(-0.7, len(rows) - 0.3)
+    unit = rows["unit"].iloc[0]
+    ax.set_title(f"Paired comparisons on the same test videos: difference [interval by {unit}], "
+                 f"permutation p-value (swaps within {unit}s)", loc="left", fontsize=11)
+    handles = [Line2D([], [], color=OKABE_ITO[3], marker="o", label="WAR"),
+               Line2D([], [], color=OKABE_ITO[2], marker="o", label="UAR")]
+    if ax.lines and any(line.get_marker() == "D" for line in ax.lines):
+        handles.append(Line2D([], [], ls="none", marker="D", mfc="white", mec=OKABE_ITO[4],
+                              label="paper's difference (eNTERFACE'05)"))
+    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1), frameon=False)
     return fig
 
 
 def fig_confusion(confusion: pd.DataFrame, models: list[str], classes: list[str]) -> Figure:
-    """Per model (rows), the confusion matrix summed over folds: counts (left) and row-normalised (right)."""
+    """Per model (rows), the confusion matrix summed over folds and seeds: counts (left) and row-normalised (right)."""
     if confusion.empty or not models:
         return _missing("No confusion matrices yet: run the metrics stage (results/metrics/confusion.parquet).")
     n = len(classes)
@@ -169,109 +232,134 @@ def fig_confusion(confusion: pd.DataFrame, models: list[str], classes: list[str]
     fig = Figure(figsize=(2 * size + 1, size * len(models)), layout="constrained")
     axes = fig.subplots(len(models), 2, squeeze=False)
     for row, model in zip(axes, models, strict=True):
-        sub = confusion[confusion["model"] == model]
-        counts = (sub.groupby(["true", "pred"], observed=False)["count"].sum().unstack(fill_value=0)
-                  .reindex(index=classes, columns=classes, fill_value=0).to_numpy())
+        counts = _pooled_confusion(confusion, model, classes)
         totals = counts.sum(axis=1, keepdims=True)
         normalised = np.divide(counts, totals, out=np.zeros(counts.shape), where=totals > 0)
         for ax, matrix, kind in ((row[0], counts, "counts"), (row[1], normalised, "row-normalised")):
-            image = ax.imshow(matrix, cmap=SEQUENTIAL, vmin=0, vmax=1 if kind != "counts" else max(1, matrix.max()))
+            top = max(1, matrix.max()) if kind == "counts" else 1
+            image = ax.imshow(matrix, cmap=SEQUENTIAL, vmin=0, vmax=top)
             for i in range(n):
                 for j in range(n):
                     value = matrix[i, j]
-                    text = f"{value:.2f}" if kind != "counts" else f"{int(value)}"
-                    dark = value < 0.5 * (1 if kind != "counts" else max(1, matrix.max()))
-                    ax.text(j, i, text, ha="center", va="center", fontsize=9, color="white" if dark else "black")
+                    text = f"{int(value)}" if kind == "counts" else f"{value:.2f}"
+                    ax.text(j, i, text, ha="center", va="center", fontsize=9,
+                            color="white" if value < 0.5 * top else "black")
             ax.set_xticks(range(n), classes, rotation=45, ha="right")
             ax.set_yticks(range(n), classes)
             ax.set_xlabel("Predicted")
             ax.set_ylabel("True")
             ax.set_title(f"{model}: {kind}")
             ax.spines[:].set_visible(False)
-            fig.colorbar(image, ax=ax, shrink=0.8)
+            bar = fig.colorbar(image, ax=ax, shrink=0.8)
+            if kind == "counts":
+                bar.locator = MaxNLocator(integer=True)
+                bar.update_ticks()
     return fig
 
 
-def fig_per_class_recall(per_class: pd.DataFrame, models: list[str], classes: list[str]) -> Figure:
-    """Recall per class and model, mean and std over folds."""
-    if per_class.empty or not models:
-        return _missing("No per-class metrics yet: run the metrics stage (results/metrics/per_class.parquet).")
-    stats = per_class.groupby(["model", "class"], observed=False)["recall"].agg(["mean", "std"]) * 100
+def _pooled_confusion(confusion: pd.DataFrame, model: str, classes: list[str]) -> np.ndarray:
+    sub = confusion[confusion["model"] == model]
+    return (sub.groupby(["true", "pred"], observed=False)["count"].sum().unstack(fill_value=0)
+            .reindex(index=classes, columns=classes, fill_value=0).to_numpy())
+
+
+def fig_per_class_recall(confusion: pd.DataFrame, per_class: pd.DataFrame, models: list[str],
+                         classes: list[str]) -> Figure:
+    """Recall per class and model pooled over all test videos (dot), and each fold's recall (small circles)."""
+    if confusion.empty or not models:
+        return _missing("No per-class metrics yet: run the metrics stage (results/metrics/confusion.parquet).")
     x = np.arange(len(classes))
-    width = 0.8 / len(models)
-    fig = Figure(figsize=(max(6, 1.1 * len(classes) * max(1, len(models) / 2) + 2), 4), layout="constrained")
+    step = 0.8 / len(models)
+    fig = Figure(figsize=(max(7.0, 1.2 * len(classes) * max(1, len(models) / 2) + 2.5), 4), layout="constrained")
     ax = fig.add_subplot()
     for i, model in enumerate(models):
-        s = stats.loc[model].reindex(classes) if model in stats.index.get_level_values(0) else None
-        if s is None:
-            continue
-        ax.bar(x - 0.4 + width * (i + 0.5), s["mean"].fillna(0), width, yerr=s["std"].fillna(0), capsize=3,
-               color=OKABE_ITO[i % len(OKABE_ITO)], label=model, error_kw={"elinewidth": 1})
+        colour = OKABE_ITO[i % len(OKABE_ITO)]
+        offset = -0.4 + step * (i + 0.5)
+        counts = _pooled_confusion(confusion, model, classes)
+        support = counts.sum(1)
+        recall = np.where(support > 0, np.diag(counts) / np.maximum(support, 1), np.nan) * 100
+        folds = per_class[per_class["model"] == model] if len(per_class) else per_class
+        for j, c in enumerate(classes):
+            values = folds.loc[folds["class"] == c, "recall"].dropna().to_numpy() * 100 if len(folds) else []
+            ax.scatter(j + offset + _jitter(len(values), 0.25 * step), values, s=12, facecolors="none",
+                       edgecolors=colour, linewidths=0.7, alpha=0.8, zorder=2)
+        ax.plot(x + offset, recall, "o", color=colour, ms=7, label=model, zorder=3)
     ax.set_xticks(x, classes, rotation=20)
-    ax.set_ylabel("Recall (%)")
-    ax.set_ylim(0, 120)
-    ax.set_yticks(range(0, 101, 20))
-    ax.set_title("Per-class recall, mean ± std over folds", loc="left")
-    _legend_outside(ax)
+    _percent_axis(ax, "Recall (%)")
+    ax.set_title("Per-class recall pooled over all test videos (dots); each fold (circles)", loc="left")
+    handles = ax.get_legend_handles_labels()[0] + [Line2D([], [], ls="none", marker="o", mfc="none", mec="grey",
+                                                          label="one fold (each seed)")]
+    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1), frameon=False)
     return fig
 
 
-def fig_training_curves(history: pd.DataFrame, models: list[str]) -> Figure:
-    """Per model (rows): loss and accuracy against epoch, training (solid) and validation (dashed), one colour per fold."""
+def fig_training_curves(history: pd.DataFrame, per_fold: pd.DataFrame, models: list[str]) -> Figure:
+    """Per model (rows): loss and accuracy against epoch, training (solid) and validation (dashed), one colour per
+    fold; a dotted vertical line at the epoch kept as best.pt (the one evaluated)."""
     if history.empty:
-        return _missing("No training history yet: run the train stage (results/models/*/fold*/history.parquet).")
-    found = set(history["model"])
-    models = [m for m in models if m in found] + sorted(found - set(models))
+        return _missing("No training history yet: run the train stage (results/models/*/history.parquet).")
+    found = list(dict.fromkeys(history["model"]))
+    models = [m for m in models if m in found] + [m for m in found if m not in models]
+    kept = {} if per_fold.empty or "epoch" not in per_fold else \
+        per_fold.set_index(["model", "seed", "fold"])["epoch"].to_dict()
     panels = [("loss", "Loss"), ("acc", "Accuracy")]
-    fig = Figure(figsize=(10, 3.2 * len(models)), layout="constrained")
+    fig = Figure(figsize=(11, 3.2 * len(models)), layout="constrained")
     axes = fig.subplots(len(models), 2, squeeze=False)
     for row, model in zip(axes, models, strict=True):
         sub = history[history["model"] == model]
         for ax, (key, name) in zip(row, panels, strict=True):
-            for fold, runs in sub.groupby("fold"):
+            for (seed, fold), runs in sub.groupby(["seed", "fold"]):
                 color = OKABE_ITO[int(fold) % len(OKABE_ITO)]
                 for split, style in (("train", "-"), ("val", "--")):
                     column = f"{split}_{key}"  # train.py's history: train_loss, train_acc, val_loss, val_acc
                     if column in runs:
-                        ax.plot(runs["epoch"], runs[column], style, color=color)
+                        ax.plot(runs["epoch"], runs[column], style, color=color, lw=1.2)
+                best = kept.get((model, int(seed), int(fold)), -1)
+                if best > 0:
+                    ax.axvline(best, color=color, ls=":", lw=1.2)
             ax.set_xlabel("Epoch")
             ax.set_ylabel(name)
             ax.set_title(f"{model}: {name.lower()}", loc="left")
-            ax.xaxis.get_major_locator().set_params(integer=True)
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     folds = sorted(history["fold"].unique())
     handles = [Line2D([], [], color=OKABE_ITO[int(f) % len(OKABE_ITO)], label=f"fold {f}") for f in folds]
     handles += [Line2D([], [], color="black", ls="-", label="training"),
-                Line2D([], [], color="black", ls="--", label="validation")]
+                Line2D([], [], color="black", ls="--", label="validation"),
+                Line2D([], [], color="black", ls=":", label="epoch kept (best.pt)")]
     axes[0, 1].legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1), frameon=False)
     return fig
 
 
-def fig_per_subject(per_subject: pd.DataFrame, models: list[str]) -> Figure:
-    """Accuracy per test subject and model (each subject is tested in exactly one fold)."""
+def fig_per_subject(per_subject: pd.DataFrame, models: list[str], chance: float | None) -> Figure:
+    """Accuracy per test subject and model (mean over seeds), subjects grouped by their test fold, with chance."""
     if per_subject.empty or not models:
         return _missing("No per-subject metrics yet: run the metrics stage (results/metrics/per_subject.parquet).")
-    table = per_subject.pivot_table(index="subject", columns="model", values="accuracy", aggfunc="mean") * 100
-    subjects = sorted(table.index, key=_natural)
-    table = table.reindex(index=subjects, columns=[m for m in models if m in table.columns])
-    x = np.arange(len(subjects))
-    width = 0.8 / max(1, table.shape[1])
-    fig = Figure(figsize=(max(6, 0.55 * len(subjects) * max(1, table.shape[1]) + 2), 4), layout="constrained")
+    table = per_subject.groupby(["fold", "subject", "model"])["accuracy"].mean().unstack("model") * 100
+    order = sorted(table.index, key=lambda fs: (fs[0], _natural(fs[1])))
+    table = table.reindex(index=order, columns=[m for m in models if m in table.columns])
+    x = np.arange(len(order))
+    step = 0.6 / max(1, table.shape[1])
+    fig = Figure(figsize=(max(7.0, 0.5 * len(order) + 3.5), 4.2), layout="constrained")
     ax = fig.add_subplot()
+    folds = [f for f, _ in order]
+    for k, fold in enumerate(dict.fromkeys(folds)):
+        where = np.flatnonzero(np.array(folds) == fold)
+        if k % 2 == 0:
+            ax.axvspan(where[0] - 0.5, where[-1] + 0.5, color="#f0f0f0", zorder=0)
+        ax.text((where[0] + where[-1]) / 2, 103, f"fold {fold}", ha="center", va="bottom", fontsize=9)
     for i, model in enumerate(table.columns):
-        ax.bar(x - 0.4 + width * (i + 0.5), table[model].fillna(0), width, color=OKABE_ITO[i % len(OKABE_ITO)],
-               label=model)
-    ax.set_xticks(x, subjects, rotation=45 if len(subjects) > 8 else 0)
-    ax.set_xlabel("Test subject")
-    ax.set_ylabel("Video-level accuracy (%)")
-    ax.set_ylim(0, 105)
-    ax.set_title("Per-subject accuracy (each subject in its test fold)", loc="left")
+        ax.plot(x - 0.3 + step * (i + 0.5), table[model], "o", color=OKABE_ITO[i % len(OKABE_ITO)], ms=7,
+                label=model, zorder=3)
+    if chance:
+        ax.axhline(100 * chance, color="grey", lw=1, ls=":", label=f"chance, 1/K = {100 * chance:.1f}%")
+    ax.set_xticks(x, [s for _, s in order], rotation=45 if len(order) > 10 else 0)
+    ax.set_xlim(-0.6, len(order) - 0.4)
+    ax.set_xlabel("Test subject (grouped by the fold that tests it)")
+    _percent_axis(ax, "Video-level accuracy (%)")
+    ax.set_ylim(-4, 110)
+    ax.set_title("Per-subject accuracy, each subject scored by the model trained without it", loc="left")
     _legend_outside(ax)
     return fig
-
-
-def _natural(text: str):
-    digits = "".join(c for c in str(text) if c.isdigit())
-    return (int(digits) if digits else -1, str(text))
 
 
 def fig_faces_montage(examples: dict[str, list[tuple[str, np.ndarray]]]) -> Figure:
@@ -295,64 +383,84 @@ def fig_faces_montage(examples: dict[str, list[tuple[str, np.ndarray]]]) -> Figu
     return fig
 
 
-def fig_attention(panels: list[dict]) -> Figure:
-    """Test clips (rows = true class) with the model's spatial attention over the middle frame, with true -> predicted."""
-    if not panels:
-        return _missing("No attention maps: needs a trained model, its checkpoint and the clip cache.")
-    classes = list(dict.fromkeys(p["label"] for p in panels))
-    cols = max(sum(p["label"] == c for p in panels) for c in classes)
-    fig = Figure(figsize=(2.0 * cols * 2 + 1, 2.1 * len(classes)), layout="constrained")
+def fig_attention(attention: dict | None) -> Figure:
+    """Test clips (rows = true class): the middle frame and, beside it, the model's map at that frame, raw values
+    on one colour scale with a colour bar."""
+    if not attention or len(attention["maps"]) == 0:
+        return _missing("No attention maps: the attention stage found no trained model, checkpoint or clip cache.")
+    labels = attention["label"]
+    classes = list(dict.fromkeys(labels))
+    cols = max(labels.count(c) for c in classes)
+    spatial = attention["kind"] == "spatial attention"
+    vmax = 1.0 if spatial else float(np.max(attention["maps"])) or 1.0
+    fig = Figure(figsize=(2.0 * cols * 2 + 1.6, 2.0 * len(classes) + 0.6), layout="constrained")
     axes = fig.subplots(len(classes), 2 * cols, squeeze=False)
     for ax in axes.flat:
         ax.set_xticks([])
         ax.set_yticks([])
         ax.spines[:].set_visible(False)
+    image = None
     for r, label in enumerate(classes):
-        for c, panel in enumerate(p for p in panels if p["label"] == label):
-            frame, heat = panel["frame"], panel["map"]
-            axes[r, 2 * c].imshow(frame)
-            axes[r, 2 * c].set_title(panel["video_id"], fontsize=7)
-            axes[r, 2 * c + 1].imshow(frame)
-            axes[r, 2 * c + 1].imshow(heat, cmap=OVERLAY, alpha=0.55, vmin=0, vmax=1)
-            axes[r, 2 * c + 1].set_title(f"{panel['label']} → {panel['pred']}", fontsize=9)
+        for c, i in enumerate(i for i, lab in enumerate(labels) if lab == label):
+            axes[r, 2 * c].imshow(attention["frames"][i])
+            axes[r, 2 * c].set_title(f"{attention['video_id'][i]} (fold {attention['fold'][i]})", fontsize=7)
+            image = axes[r, 2 * c + 1].imshow(attention["maps"][i], cmap=SEQUENTIAL, vmin=0, vmax=vmax)
+            axes[r, 2 * c + 1].set_title(f"{label} → {attention['pred'][i]}", fontsize=9)
         axes[r, 0].set_ylabel(label)
-    model = panels[0]["model"]
-    fig.suptitle(f"Where {model} looks: attention over the middle frame of test clips (bright = more weight)")
+    what = (f"mean sigmoid gate of {attention['modules']} spatial-attention module(s)" if spatial
+            else "grad-CAM of the last stage for the predicted class (arbitrary units)")
+    fig.colorbar(image, ax=axes, shrink=0.6, label="gate weight (0-1)" if spatial else "grad-CAM")
+    fig.suptitle(f"{attention['model']} (seed {attention['seed']}): {what}, at the middle frame of one test clip")
     return fig
 
 
 def fig_face_qc(qc: pd.DataFrame) -> Figure:
-    """Face-stage quality: per-video detection rate (histogram) and the videos kept or rejected."""
+    """Face-stage quality: per-video detection rate of the decoded videos (histogram) and every video's outcome:
+    aligned, rejected by the face stage, or not decodable (frames stage)."""
     if qc.empty:
         return _missing("No face QC yet: run the faces stage (results/faces/*_qc.parquet).")
-    fig = Figure(figsize=(10, 3.6), layout="constrained")
+    fig = Figure(figsize=(11, 3.6), layout="constrained")
     left, right = fig.subplots(1, 2)
-    rates = qc["detection_rate"].fillna(0) * 100
+    outcome = _qc_outcome(qc)
+    decoded = outcome != "could not decode (frames stage)"
+    rates = qc.loc[decoded, "detection_rate"].fillna(0) * 100
     left.hist(rates, bins=np.linspace(0, 100, 21), color=OKABE_ITO[1], edgecolor="black", linewidth=0.5)
     left.set_xlabel("Frames with a detected face (%)")
     left.set_ylabel("Videos")
-    left.set_title(f"Detection rate per video (median {rates.median():.0f}%)")
-    status = qc["status"].astype(str).value_counts()
-    colours = [OKABE_ITO[2] if s == "ok" else OKABE_ITO[4] for s in status.index]
-    right.barh(status.index, status.to_numpy(), color=colours)
-    for i, value in enumerate(status.to_numpy()):
+    left.yaxis.set_major_locator(MaxNLocator(integer=True))
+    median = f"median {rates.median():.0f}%" if len(rates) else "no decoded video"
+    left.set_title(f"Detection rate per decoded video ({median})", loc="left")
+    names = ["aligned", "rejected by the face stage", "could not decode (frames stage)"]
+    counts = outcome.value_counts().reindex(names, fill_value=0)
+    colours = [OKABE_ITO[2], OKABE_ITO[4], OKABE_ITO[7]]
+    right.barh(names[::-1], counts.to_numpy()[::-1], color=colours[::-1])
+    for i, value in enumerate(counts.to_numpy()[::-1]):
         right.annotate(str(value), (value, i), xytext=(3, 0), textcoords="offset points", va="center")
+    right.xaxis.set_major_locator(MaxNLocator(integer=True))
+    right.set_xlim(0, max(1, counts.max()) * 1.15)
     backends = ", ".join(sorted(qc["backend"].astype(str).unique())) if "backend" in qc else "?"
     right.set_xlabel("Videos")
-    right.set_title(f"Face stage outcome (backend: {backends})")
+    right.set_title(f"Outcome per video (face backend: {backends})", loc="left")
     return fig
+
+
+def _qc_outcome(qc: pd.DataFrame) -> pd.Series:
+    reason = qc["reason"].fillna("").astype(str) if "reason" in qc else pd.Series("", index=qc.index)
+    ok = qc["status"].astype(str) == "ok"
+    return pd.Series(np.where(ok, "aligned", np.where(reason.str.startswith(FAILED_DECODE),
+                                                      "could not decode (frames stage)",
+                                                      "rejected by the face stage")), index=qc.index)
 
 
 # ---------------------------------------------------------------------------------------------------------------
 # Gathering what the image figures show
 # ---------------------------------------------------------------------------------------------------------------
 
-def face_examples(results_dir: Path, per_class: int) -> dict[str, list[tuple[str, np.ndarray]]]:
-    """Up to ``per_class`` (video_id, crop) per emotion, from different subjects where possible."""
+def face_examples(manifest_path, faces, per_class: int) -> dict[str, list[tuple[str, np.ndarray]]]:
+    """Up to ``per_class`` (video_id, crop) per emotion from the given faces files, from different subjects."""
     import h5py
 
-    manifest_path = results_dir / "manifest.parquet"
-    if not manifest_path.exists():
+    if manifest_path is None or not Path(manifest_path).exists():
         return {}
     manifest = pd.read_parquet(manifest_path, columns=["video_id", "subject", "label"])
     by_id = manifest.set_index("video_id")
@@ -360,7 +468,9 @@ def face_examples(results_dir: Path, per_class: int) -> dict[str, list[tuple[str
         else sorted(manifest["label"].astype(str).unique())
     examples: dict[str, list[tuple[str, np.ndarray]]] = {c: [] for c in classes}
     seen: dict[str, set] = {c: set() for c in classes}
-    for path in sorted(results_dir.glob("faces/*.h5"), key=lambda p: _natural(p.stem)):
+    for path in sorted(map(Path, faces or []), key=lambda p: _natural(p.stem)):
+        if not path.exists():
+            continue
         with h5py.File(path, "r") as f:
             for video_id in f:
                 if video_id not in by_id.index:
@@ -378,122 +488,109 @@ def face_examples(results_dir: Path, per_class: int) -> dict[str, list[tuple[str
     return {c: v for c, v in examples.items() if v}
 
 
-def attention_panels(results_dir: Path, model_name: str | None, per_class: int, device: str = "cpu") -> list[dict]:
-    """Attention maps of ``model_name`` (default: res_att, else the first trained model) on test clips per class.
-
-    Each clip is the evaluation's own (the middle clip of a test video, read and normalised by ``ClipDataset``) and
-    is scored by the checkpoint of the fold that tests it; the videos come from different folds where possible.
-    """
-    import torch
-
-    from video_emotion.cache import ClipDataset, normalize_clip, read_index
-    from video_emotion.models.explain import attention_map
-    from video_emotion.inference import load_checkpoint
-
-    models = sorted(p.name for p in (results_dir / "models").glob("*") if any(p.glob("fold*/best.pt")))
-    cache = results_dir / "cache" / "clips.h5"
-    if not models or not cache.exists():
-        return []
-    if model_name not in models:
-        model_name = "res_att" if "res_att" in models else models[0]
-    index, attrs = read_index(cache)
-    classes = attrs["classes"]
-    chosen = (index.sort_values(["label", "fold", "video_id"]).groupby(["label", "fold"]).head(1)
-              .groupby("label").head(per_class))
-    panels = []
-    for fold, rows in chosen.groupby("fold"):
-        ckpt_path = results_dir / "models" / model_name / f"fold{fold}" / "best.pt"
-        if not ckpt_path.exists():
-            continue
-        model, ckpt = load_checkpoint(ckpt_path, device)
-        model.eval()
-        data = ClipDataset(cache, rows["video_id"].tolist(), clip_len=int(ckpt["clip_len"]))
-        for i, video_id in enumerate(data.index["video_id"]):
-            frames = data.read(i, data.clip_start(i))
-            clip = normalize_clip(frames).unsqueeze(0).to(device)
-            with torch.no_grad():
-                pred = int(model(clip).argmax(1))
-            panels.append({"model": model_name, "video_id": video_id, "label": classes[int(data.index.at[i, "label"])],
-                           "pred": classes[pred], "frame": frames[len(frames) // 2],
-                           "map": _middle_map(attention_map(model, clip), frames.shape[1:3])})
-    return sorted(panels, key=lambda p: (classes.index(p["label"]), p["video_id"]))
-
-
-def _middle_map(heat, size: tuple[int, int]) -> np.ndarray:
-    """The attention map's middle time step, resized to the crop and scaled to 0..1."""
-    from skimage.transform import resize
-
-    heat = np.asarray(heat.detach().cpu() if hasattr(heat, "detach") else heat, dtype=np.float32).squeeze()
-    if heat.ndim == 3:  # (T, H, W)
-        heat = heat[heat.shape[0] // 2]
-    heat = resize(heat, size, order=1)
-    span = heat.max() - heat.min()
-    return (heat - heat.min()) / span if span > 0 else np.zeros_like(heat)
-
-
-def load_qc(results_dir: Path) -> pd.DataFrame:
-    frames = [pd.read_parquet(p) for p in sorted(results_dir.glob("faces/*_qc.parquet"))]
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+def load_attention(path) -> dict | None:
+    return read_attention(path) if path is not None and Path(path).exists() else None
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# Writing
+# Tables and writing
 # ---------------------------------------------------------------------------------------------------------------
 
 def _pct(value: float) -> str:
     return "–" if pd.isna(value) else f"{100 * value:.1f}"
 
 
-def models_table(summary: pd.DataFrame, models: list[str], paper: dict[str, float]) -> pd.DataFrame:
-    """One row per model: mean ± std over folds of each metric and the pooled accuracy's interval (in %)."""
+def _with_ci(value, lo, hi) -> str:
+    return f"{_pct(value)} [{_pct(lo)}, {_pct(hi)}]"
+
+
+def headline_table(summary: pd.DataFrame, models: list[str], paper: dict[str, float]) -> pd.DataFrame:
+    """One row per model: pooled WAR and UAR with intervals, then the per-fold and per-seed spread (in %)."""
+    if summary.empty:
+        return pd.DataFrame()
+    s = summary.set_index("model")
     rows = []
     for model in models:
-        s = summary.set_index("model").loc[model]
-        row = {"model": model, "folds": int(s["n_folds"]), "videos": int(s["n_videos"])}
-        for metric in METRICS:
-            row[METRIC_NAMES[metric]] = f"{_pct(s[f'{metric}_mean'])} ± {_pct(s[f'{metric}_std'])}"
-        row["pooled accuracy [CI]"] = (f"{_pct(s['accuracy_pooled'])} [{_pct(s['accuracy_pooled_ci_low'])}, "
-                                       f"{_pct(s['accuracy_pooled_ci_high'])}]")
-        row["paper's accuracy (eNTERFACE'05)"] = f"{paper[model]:.1f}" if model in paper else "–"
-        rows.append(row)
+        r = s.loc[model]
+        rows.append({
+            "model": model, "seeds": int(r["n_seeds"]), "folds": int(r["n_folds"]), "videos": int(r["n_videos"]),
+            "subjects": int(r["n_subjects"]),
+            "WAR pooled [CI]": _with_ci(r["accuracy"], r["accuracy_ci_low"], r["accuracy_ci_high"]),
+            "UAR pooled [CI]": _with_ci(r["uar"], r["uar_ci_low"], r["uar_ci_high"]),
+            "macro-F1 pooled": _pct(r["macro_f1"]),
+            "WAR per-fold mean ± std": f"{_pct(r['accuracy_fold_mean'])} ± {_pct(r['accuracy_fold_std'])}",
+            "UAR per-fold mean ± std": f"{_pct(r['uar_fold_mean'])} ± {_pct(r['uar_fold_std'])}",
+            "WAR / UAR std over seeds": f"{_pct(r['accuracy_seed_std'])} / {_pct(r['uar_seed_std'])}",
+            "paper's accuracy (eNTERFACE'05)": f"{paper[model]:.1f}" if model in paper else "–",
+        })
     return pd.DataFrame(rows)
 
 
-def folds_table(per_fold: pd.DataFrame, models: list[str]) -> pd.DataFrame:
-    """Every model x fold with its metrics and the accuracy's bootstrap interval (in %)."""
-    rows = []
-    for _, r in per_fold.set_index("model").loc[models].reset_index().sort_values(["model", "fold"]).iterrows():
-        rows.append({"model": r["model"], "fold": int(r["fold"]), "videos": int(r["n_videos"]),
-                     **{METRIC_NAMES[m]: _pct(r[m]) for m in METRICS},
-                     "accuracy CI": f"[{_pct(r['accuracy_ci_low'])}, {_pct(r['accuracy_ci_high'])}]"})
-    return pd.DataFrame(rows)
+def comparisons_table(comparisons: pd.DataFrame) -> pd.DataFrame:
+    """The paired comparisons as claims: 'a vs b', metric, difference in points [interval], p."""
+    if comparisons.empty:
+        return pd.DataFrame()
+    return pd.DataFrame({
+        "comparison": comparisons["model_a"] + " vs " + comparisons["model_b"],
+        "metric": comparisons["metric"].map(METRIC_NAMES),
+        "a (%)": comparisons["a"].map(_pct), "b (%)": comparisons["b"].map(_pct),
+        "difference (points) [CI]": [f"{100 * d:+.1f} [{100 * lo:+.1f}, {100 * hi:+.1f}]" for d, lo, hi in
+                                     zip(comparisons["diff"], comparisons["ci_low"], comparisons["ci_high"],
+                                         strict=True)],
+        "p (paired permutation)": comparisons["p_value"].map(format_p),
+        "videos": comparisons["n_videos"], "subjects": comparisons["n_subjects"], "seeds": comparisons["n_seeds"],
+        "resampled unit": comparisons["unit"],
+    })
 
 
-def _html_table(df: pd.DataFrame) -> str:
+def runs_table(per_fold: pd.DataFrame, models: list[str]) -> pd.DataFrame:
+    """Every model, seed and fold with its figures (in %) and the epoch evaluated."""
+    if per_fold.empty:
+        return pd.DataFrame()
+    rows = per_fold[per_fold["model"].isin(models)].copy()
+    rows["order"] = rows["model"].map(models.index)
+    rows = rows.sort_values(["order", "seed", "fold"])
+    return pd.DataFrame({"model": rows["model"], "seed": rows["seed"].astype(int), "fold": rows["fold"].astype(int),
+                         "epoch kept": rows["epoch"].astype(int), "videos": rows["n_videos"].astype(int),
+                         **{METRIC_NAMES[m]: rows[m].map(_pct) for m in METRIC_NAMES}})
+
+
+def _html_table(df: pd.DataFrame, empty: str = "No rows.") -> str:
     if df.empty:
-        return "<p>No rows.</p>"
+        return f"<p>{html.escape(empty)}</p>"
     return df.to_html(index=False, border=0, classes="table", escape=True, na_rep="–")
 
 
-def write_index(out_dir: Path, sections: list[tuple[str, str]], tables: dict[str, pd.DataFrame],
+STYLE_CSS = ("body{font-family:sans-serif;max-width:1150px;margin:2em auto;padding:0 1em;color:#222}"
+             "img{max-width:100%;height:auto;border:1px solid #ddd}table{border-collapse:collapse;margin:1em 0}"
+             "th,td{padding:4px 10px;border-bottom:1px solid #ddd;text-align:right}th{background:#f4f4f4}"
+             "td:first-child,th:first-child{text-align:left}.note{background:#fff4e0;padding:.6em 1em}"
+             ".claims li{font-family:monospace;margin:.2em 0}figcaption{color:#444;margin:.4em 0 2em}")
+
+
+def _page(title: str, body: list[str]) -> str:
+    return "\n".join(["<!doctype html>", "<html lang='en'><head><meta charset='utf-8'>",
+                      f"<title>{html.escape(title)}</title><style>{STYLE_CSS}</style></head><body>", *body,
+                      "</body></html>"]) + "\n"
+
+
+def _write_text(path: Path, text: str) -> Path:
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+    return path
+
+
+def write_index(out_dir: Path, claims: list[str], sections: list[tuple[str, str]], tables: dict[str, str],
                 notes: list[str]) -> Path:
-    """``index.html``: the tables, then each figure embedded as a PNG data URI with links to its PNG and SVG files."""
-    parts = [
-        "<!doctype html>", "<html lang='en'><head><meta charset='utf-8'>",
-        "<title>video-emotion report</title>",
-        "<style>body{font-family:sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}"
-        "img{max-width:100%;height:auto;border:1px solid #ddd}table{border-collapse:collapse;margin:1em 0}"
-        "th,td{padding:4px 10px;border-bottom:1px solid #ddd;text-align:right}th{background:#f4f4f4}"
-        "td:first-child,th:first-child{text-align:left}.note{background:#fff4e0;padding:.6em 1em}"
-        "figcaption{color:#444;margin:.4em 0 2em}</style></head><body>",
-        "<h1>video-emotion report</h1>",
-    ]
+    """``index.html``: the headline claims, the tables, then each figure embedded as a PNG data URI with links to its
+    PNG and SVG files."""
+    parts = ["<h1>video-emotion report</h1>"]
     parts += [f"<p class='note'>{html.escape(note)}</p>" for note in notes]
-    for title, df in tables.items():
-        parts += [f"<h2>{html.escape(title)}</h2>", _html_table(df)]
+    parts += ["<h2>Headline</h2>", "<ul class='claims'>", *(f"<li>{html.escape(c)}</li>" for c in claims), "</ul>"]
+    for title, table_html in tables.items():
+        parts += [f"<h2>{html.escape(title)}</h2>", table_html]
     for png_name, caption in sections:
-        png = out_dir / png_name
-        data = base64.b64encode(png.read_bytes()).decode()
+        data = base64.b64encode((out_dir / png_name).read_bytes()).decode()
         stem = Path(png_name).stem
         parts += [
             f"<h2 id='{stem}'>{html.escape(stem.replace('_', ' ').capitalize())}</h2>",
@@ -501,77 +598,91 @@ def write_index(out_dir: Path, sections: list[tuple[str, str]], tables: dict[str
             f"<figcaption>{html.escape(caption)} Files: <a href='{png_name}'>PNG</a>, "
             f"<a href='{stem}.svg'>SVG</a>.</figcaption></figure>",
         ]
-    parts.append("</body></html>")
-    index = out_dir / "index.html"
-    with atomic_path(index) as tmp:
-        tmp.write_text("\n".join(parts) + "\n", encoding="utf-8")
-    return index
+    return _write_text(out_dir / "index.html", _page("video-emotion report", parts))
 
 
-def _caption(name: str) -> str:
-    """The caption text of a figure (its .rst file without markup), for index.html."""
-    path = Path(__file__).resolve().parents[2] / "workflow" / "report" / FIGURES[name]
-    if not path.exists():
-        return ""
-    return " ".join(line.strip() for line in path.read_text().splitlines() if line.strip()).replace("``", "")
+def caption_text(path: Path) -> str:
+    """A caption file's text without reStructuredText markup, for index.html."""
+    text = " ".join(line.strip() for line in Path(path).read_text().splitlines() if line.strip())
+    return re.sub(r"\*\*|``|\*", "", text)
 
 
-def build_report(results_dir: str | Path = "results", out_dir: str | Path = "results/report",
-                 params: dict | None = None) -> list[Path]:
-    """Write every figure in :data:`FIGURES` (PNG + SVG) and ``index.html`` under ``out_dir``; return the paths.
+def build_report(out_dir: str | Path = "results/report", *, metrics=(), histories=(), qc=(), faces=(),
+                 manifest=None, rejected=None, attention=None, captions=(), params: dict | None = None) -> list[Path]:
+    """Write every figure in :data:`FIGURES` (PNG + SVG), the :data:`TABLE_FILES` and ``index.html``; return the paths.
 
-    ``params`` is the config's ``report`` section: ``dataset`` (the configured dataset; the paper comparison is
-    flagged when it is not eNTERFACE'05), ``paper`` (model -> the paper's accuracy in %), ``faces_per_class``,
-    ``attention_per_class``, ``attention_model`` and ``device``.
+    Inputs are files: ``metrics`` (the metric tables, named by stem), ``histories`` (``history.parquet`` per run),
+    ``qc`` and ``faces`` (per shard), ``manifest`` and ``rejected`` (the manifest stage's two tables), ``attention``
+    (the attention stage's file) and ``captions`` (caption files named as in :data:`FIGURES`). ``params``: the
+    config's ``report`` section plus ``dataset`` (the paper comparison is flagged when it is not eNTERFACE'05) and
+    ``models`` (the configured order).
     """
     params = params or {}
-    results_dir, out_dir = Path(results_dir), Path(out_dir)
+    out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     dataset = str(params.get("dataset", "demo"))
-    paper = {**PAPER, **(params.get("paper") or {})}
-
-    tables = load_metrics(results_dir)
-    models = _model_order(tables, params.get("models"))
-    classes = metric_classes(results_dir)
-    try:
-        panels = attention_panels(results_dir, params.get("attention_model"),
-                                  int(params.get("attention_per_class", 2)), str(params.get("device", "cpu")))
-    except Exception as err:  # one missing piece must not cost the rest of the report
-        log.warning("report: attention maps skipped (%s: %s)", type(err).__name__, err)
-        panels = []
+    tables, classes = load_metrics(metrics)
+    models = _model_order(tables["summary"], params.get("models"))
+    qc_table = load_runs(qc)
+    chance = 1 / len(classes) if classes else None
 
     figures = {
-        "comparison.png": lambda: fig_comparison(tables["summary"], models, paper, dataset, len(classes)),
+        "headline.png": lambda: fig_headline(tables["summary"], tables["per_fold"], models, PAPER, dataset),
+        "paired_differences.png": lambda: fig_paired_differences(tables["comparisons"], PAPER),
         "confusion.png": lambda: fig_confusion(tables["confusion"], models, classes),
-        "per_class_recall.png": lambda: fig_per_class_recall(tables["per_class"], models, classes),
-        "training_curves.png": lambda: fig_training_curves(load_histories(results_dir), models),
-        "per_subject.png": lambda: fig_per_subject(tables["per_subject"], models),
-        "faces_montage.png": lambda: fig_faces_montage(face_examples(results_dir,
+        "per_class_recall.png": lambda: fig_per_class_recall(tables["confusion"], tables["per_class"], models,
+                                                             classes),
+        "training_curves.png": lambda: fig_training_curves(load_runs(histories), tables["per_fold"], models),
+        "per_subject.png": lambda: fig_per_subject(tables["per_subject"], models, chance),
+        "faces_montage.png": lambda: fig_faces_montage(face_examples(manifest, faces,
                                                                      int(params.get("faces_per_class", 6)))),
-        "attention.png": lambda: fig_attention(panels),
-        "face_qc.png": lambda: fig_face_qc(load_qc(results_dir)),
+        "attention.png": lambda: fig_attention(load_attention(attention)),
+        "face_qc.png": lambda: fig_face_qc(qc_table),
     }
     written = []
-    with matplotlib.rc_context(STYLE):
+    with rc_context(STYLE):
         for name, make in figures.items():
             written += save_figure(make(), out_dir / name)
 
     notes = []
     if dataset.lower() != PAPER_DATASET:
-        figures_text = ", ".join(f"{PAPER_NAMES.get(k, k)} {v:.1f}%" for k, v in paper.items())
+        figures_text = ", ".join(f"{PAPER_NAMES.get(k, k)} {v:.1f}%" for k, v in PAPER.items())
         notes.append(f"This run is on the '{dataset}' dataset. The paper's figures ({figures_text}) are on "
                      "eNTERFACE'05 and are shown for reference only, not as a comparison.")
-    html_tables = {
-        "Models: mean ± std over folds (%)": models_table(tables["summary"], models, paper)
-        if models else pd.DataFrame(),
-        "Every model and fold (%)": folds_table(tables["per_fold"], models) if models else pd.DataFrame(),
-    }
-    qc = load_qc(results_dir)
-    if not qc.empty and "status" in qc:
-        rejected = qc[qc["status"].astype(str) != "ok"]
-        html_tables["Videos the face stage rejected"] = rejected[["video_id", "reason"]] if len(rejected) else \
-            pd.DataFrame()
-    sections = [(name, _caption(name)) for name in FIGURES]
-    written.append(write_index(out_dir, sections, html_tables, notes))
+    summary = tables["summary"].set_index("model").loc[models].reset_index() if models else tables["summary"]
+    claims = [headline(r) for _, r in summary.iterrows()]
+    claims += [baseline_line(summary.iloc[0])] if len(summary) else ["No metrics yet: run the metrics stage."]
+    claims += [comparison_line(r) for _, r in tables["comparisons"].iterrows()]
+    if len(models) == 1:
+        claims.append("One model evaluated: no paired comparison.")
+
+    headline_html = _html_table(headline_table(tables["summary"], models, PAPER), "No metrics yet.")
+    comparisons_html = _html_table(comparisons_table(tables["comparisons"]),
+                                   "One model evaluated: no paired comparison.")
+    html_tables = {"Models: pooled over all test videos (%)": headline_html,
+                   "Paired comparisons (same test videos)": comparisons_html}
+    if "seed" in tables["per_seed"] and tables["per_seed"]["seed"].nunique() > 1:
+        per_seed = tables["per_seed"]
+        html_tables["Each seed, pooled over its folds (%)"] = _html_table(pd.DataFrame({
+            "model": per_seed["model"], "seed": per_seed["seed"],
+            "WAR [CI]": [_with_ci(*v) for v in per_seed[["accuracy", "accuracy_ci_low", "accuracy_ci_high"]].values],
+            "UAR [CI]": [_with_ci(*v) for v in per_seed[["uar", "uar_ci_low", "uar_ci_high"]].values]}))
+    html_tables["Every model, seed and fold (%)"] = _html_table(runs_table(tables["per_fold"], models))
+    if not qc_table.empty:
+        dropped = qc_table[qc_table["status"].astype(str) != "ok"]
+        html_tables["Videos left out after the manifest (frames and face stages)"] = _html_table(
+            pd.DataFrame({"video_id": dropped["video_id"], "outcome": _qc_outcome(qc_table)[dropped.index],
+                          "reason": dropped["reason"]}), "None: every decoded video was aligned.")
+    rejected_table = _read(rejected)
+    html_tables["Files the manifest rejected"] = _html_table(
+        rejected_table[["path", "reason"]] if {"path", "reason"} <= set(rejected_table.columns) else pd.DataFrame(),
+        "None." if rejected is not None and Path(rejected).exists() else "Not given (results/manifest_rejected.parquet).")
+
+    for name, body in (("headline.html", headline_html), ("comparisons.html", comparisons_html)):
+        title = "Models" if name == "headline.html" else "Paired comparisons"
+        written.append(_write_text(out_dir / name, _page(title, [body])))
+    given = {Path(c).name: Path(c) for c in captions or []}
+    sections = [(name, caption_text(given[rst]) if rst in given else "") for name, rst in FIGURES.items()]
+    written.append(write_index(out_dir, claims, sections, html_tables, notes))
     log.info("report: %d files under %s", len(written), out_dir)
     return written

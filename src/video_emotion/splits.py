@@ -137,7 +137,8 @@ def inner_validation(
         n = int(n_val)
     if n < 0 or (n > 0 and n >= len(subjects)):
         raise ValueError(
-            f"folds.val_subjects = {n_val} leaves no training subject ({len(subjects)} available); lower it"
+            f"folds.val_subjects = {n_val} leaves no training subject ({len(subjects)} available); lower it "
+            "(folds.val_subjects: 0 trains without validation and keeps the last epoch)"
         )
     picked = set(np.random.default_rng(seed).choice(len(subjects), size=n, replace=False).tolist())
     val = [s for i, s in enumerate(subjects) if i in picked]

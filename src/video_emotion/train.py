@@ -1,14 +1,27 @@
-"""Train one model on one fold of the clip cache: checkpoint every epoch, resume, torchrun DDP.
+"""Train one model on one fold of the clip cache: resumable state, final outputs written once, torchrun DDP.
 
 The loop follows nanoGPT and timm: ``train_one_epoch`` and ``validate`` are separate functions, DDP is detected
-from torchrun's environment (gloo on the CPU, nccl on CUDA), only rank 0 logs and writes, and the checkpoint holds
-everything needed to continue: model, optimizer, scheduler, epoch, best metric, RNG states and the resolved config.
+from torchrun's environment (gloo on the CPU, nccl on CUDA), and only rank 0 logs and writes.
 
 Model selection uses the inner validation subjects, drawn from the training subjects of the fold
-(:func:`video_emotion.splits.fold_subjects`); the test fold is never read here. A run that is killed (even by
-SIGKILL) and started again continues from ``last.pt``; on the CPU with a fixed seed its final weights and
-metrics equal those of an uninterrupted run, because every source of randomness is either restored from the
-checkpoint (torch, numpy, python) or derived from ``(seed, epoch)`` (the sampler order and the augmentations).
+(:func:`video_emotion.splits.fold_subjects`); the test fold is never read here. Without validation subjects
+(``folds.val_subjects: 0``) the last epoch is kept.
+
+Files in ``out_dir``:
+
+- ``best.pt`` (weights and what evaluate/predict need, no optimizer state) and ``history.parquet``: the declared
+  outputs, written once, when training is done, so that a half-trained model never looks complete;
+- ``last.pt``: the state to continue from (model, best weights so far, optimizer, scheduler, RNG states, history),
+  written every ``train.checkpoint_every`` epochs and at the end (then without the optimizer state, which nothing
+  needs any more), and a ``fingerprint`` of everything the run depends on. A run started again continues from it
+  only when the fingerprint is the same; otherwise it is set aside as ``last.old.pt`` and training starts afresh.
+  On the CPU with a fixed seed a resumed run ends with the weights and metrics of an uninterrupted one, because
+  every source of randomness is restored from the checkpoint (torch, numpy, python) or derived from
+  ``(seed, epoch)`` (the sampler order and the augmentations);
+- ``config.yaml`` (the resolved settings) and ``.lock`` (held while a process trains this folder).
+
+A training process started by Snakemake stops by itself when that Snakemake process dies (checked every few
+seconds), and a second process for the same folder waits for the first to stop, then continues its work.
 """
 
 from __future__ import annotations
@@ -20,6 +33,7 @@ import os
 import random
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -33,15 +47,22 @@ from torch.utils.data.distributed import DistributedSampler
 from tqdm import tqdm
 
 from video_emotion.cache import ClipDataset, read_index
-from video_emotion.inference import autocast, model_input, predict_clips, read_checkpoint, resolve_device, video_scores
-from video_emotion.io import atomic_path, write_parquet
+from video_emotion.inference import (
+    autocast,
+    model_input,
+    predict_clips,
+    read_checkpoint,
+    resolve_device,
+    video_scores,
+)
+from video_emotion.io import atomic_path, read_parquet, remove_stale_temporaries, write_parquet
 from video_emotion.metrics import scores
 from video_emotion.splits import LeakageError, check_no_leak, fold_subjects
 
 log = logging.getLogger(__name__)
 
 TRAIN_DEFAULTS = {
-    "epochs": 12,
+    "epochs": 30,
     "batch_size": 16,
     "lr": 1e-3,
     "optimizer": "adamw",  # adamw | sgd
@@ -61,7 +82,12 @@ TRAIN_DEFAULTS = {
     "amp": True,  # bf16 autocast on CUDA; ignored on the CPU
     "device": "auto",  # auto | cpu | cuda
     "compile": False,  # torch.compile the model in place (state dict keys unchanged)
+    "checkpoint_every": 1,  # epochs between writes of last.pt (and always at the end)
 }
+# Settings that change how fast training runs, never a number it computes: left out of the fingerprint.
+SPEED_ONLY = ("num_workers", "checkpoint_every")
+# What the checkpoint holds besides weights and training state (best.pt has only these and the weights).
+DECLARED = ("best.pt", "history.parquet")
 HISTORY_COLUMNS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "val_uar", "lr", "seconds", "clips_per_s")
 
 
@@ -116,11 +142,13 @@ def validate(model: nn.Module, loader: DataLoader, device: torch.device, amp: bo
     return {"val_loss": out["loss"] / max(len(out["labels"]), 1), "val_acc": s["accuracy"], "val_uar": s["uar"]}
 
 
-def train_one_epoch(model, loader, criterion, optimizer, scheduler, device, p: dict, desc: str, master: bool) -> dict:
+def train_one_epoch(model, loader, criterion, optimizer, scheduler, device, p: dict, desc: str, master: bool,
+                    watch: Callable[[], None] = lambda: None) -> dict:
     model.train()
     totals = torch.zeros(3, dtype=torch.float64)  # loss sum, correct, clips
     bar = tqdm(loader, desc=desc, disable=not master, file=sys.stderr, mininterval=2.0, leave=False)
     for frames, y, _, jitter in bar:
+        watch()
         x, y = model_input(frames, jitter, device), y.to(device, non_blocking=True)
         with autocast(device, p["amp"]):
             logits = model(x)
@@ -150,20 +178,143 @@ def _plain(obj):
     return json.loads(json.dumps(obj, default=str))
 
 
-def train(cache_h5: str | os.PathLike, model_name: str, fold: int, out_dir: str | os.PathLike, params: dict) -> dict:
-    """Train ``model_name`` on fold ``fold`` of ``cache_h5``; write best.pt, last.pt, history.parquet, config.yaml.
+def _differences(old: dict, new: dict, prefix: str = "") -> list[str]:
+    """``key old -> new`` for every leaf that differs between two fingerprints."""
+    out = []
+    for k in sorted(set(old) | set(new)):
+        a, b = old.get(k), new.get(k)
+        if a == b:
+            continue
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += _differences(a, b, f"{prefix}{k}.")
+        else:
+            out.append(f"{prefix}{k} {json.dumps(a)[:60]} -> {json.dumps(b)[:60]}")
+    return out
 
-    ``params``: ``train`` (the config's train section), ``model_kwargs`` (for ``create_model``), ``folds``
-    (``val_subjects``, ``seed``), plus anything else worth keeping in the checkpoint (faces, frames, cache).
-    Resumes from ``out_dir/last.pt`` when it exists. Returns a summary of the run.
+
+def _start_time(pid: int) -> str | None:
+    """A process's start time (clock ticks since boot) from /proc: with the pid, it names one process."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
+
+
+def snakemake_ancestor() -> tuple[int, str] | None:
+    """Pid and start time of the nearest Snakemake process above this one (Linux /proc), or None."""
+    pid = os.getppid()
+    while pid > 1:
+        try:
+            argv = [os.path.basename(a.decode(errors="replace"))
+                    for a in Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[:3]]
+            ppid = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            return None
+        if "snakemake" in (argv[:1] + argv[1:2]) or argv[1:3] == ["-m", "snakemake"]:
+            started = _start_time(pid)
+            return (pid, started) if started else None
+        pid = ppid
+    return None
+
+
+def orphan_watch(every_s: float = 2.0) -> Callable[[], None]:
+    """A check (cheap, call it often) that stops this process once the Snakemake process that started it is gone.
+
+    Snakemake killed by SIGKILL (or the OOM killer) does not take its jobs with it; an orphaned training job
+    would go on writing the folder that the next run resumes. Outside Snakemake (or without /proc) it does nothing.
+    """
+    parent = snakemake_ancestor()
+    if parent is None:
+        return lambda: None
+    last = time.monotonic()
+
+    def check() -> None:
+        nonlocal last
+        if time.monotonic() - last < every_s:
+            return
+        last = time.monotonic()
+        if _start_time(parent[0]) != parent[1]:
+            log.error("the Snakemake process that started this job (pid %d) is gone; stopping. Run snakemake again "
+                      "to continue from last.pt", parent[0])
+            raise SystemExit(3)
+
+    return check
+
+
+def lock_folder(out_dir: Path):
+    """Hold ``out_dir/.lock`` while training: a second process for the folder waits until the first stops."""
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: no lock
+        return None
+    out_dir.mkdir(parents=True, exist_ok=True)
+    f = open(out_dir / ".lock", "a+")  # noqa: SIM115 (held until the process ends)
+    try:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        f.seek(0)
+        log.warning("another process (pid %s) is still training %s; waiting for it to stop", f.read().strip() or "?",
+                    out_dir)
+        fcntl.flock(f, fcntl.LOCK_EX)
+    f.seek(0)
+    f.truncate()
+    f.write(str(os.getpid()))
+    f.flush()
+    return f
+
+
+def empty_fold_message(cache_h5: Path, index: pd.DataFrame, fold: int) -> str:
+    """Why test fold ``fold`` has no video in the cache: the videos lost upstream, named with their reasons."""
+    skipped_path = Path(cache_h5).with_name("skipped.parquet")
+    lost = read_parquet(skipped_path) if skipped_path.exists() else pd.DataFrame(columns=["video_id", "subject"])
+    if "fold" in lost.columns:
+        lost = lost[lost["fold"] == int(fold)]
+    else:  # subjects left with no video at all
+        lost = lost[~lost["subject"].astype(str).isin(set(index["subject"].astype(str)))]
+    folds = sorted({int(f) for f in index["fold"] if int(f) >= 0})
+    if lost.empty:
+        return (f"fold {fold} has no video in {cache_h5} (its test folds: {folds}); the cache was built for other "
+                "folds: rebuild it with: snakemake --cores all --forcerun cache")
+    examples = "; ".join(f"{r.video_id} (subject {r.subject}: {r.reason})" for r in lost.head(4).itertuples())
+    return (f"fold {fold} has no video left: all {len(lost)} videos of its test subject(s) "
+            f"{sorted(set(lost['subject'].astype(str)))} were left out upstream: {examples}"
+            f"{'; ...' if len(lost) > 4 else ''} (listed in {skipped_path}; face QC in results/faces/*_qc.parquet). "
+            "Fix those videos, or drop the subject(s) (folds.scheme: fixed) or lower folds.k")
+
+
+def _resume_state(last_path: Path, fingerprint: dict) -> tuple[dict | None, str]:
+    """The checkpoint to continue from, or None and why it cannot be used."""
+    try:
+        ckpt = read_checkpoint(last_path)
+    except (ValueError, OSError) as err:
+        return None, f"it cannot be read ({str(err)[:200]})"
+    old = _plain(ckpt.get("fingerprint") or {})
+    if old != _plain(fingerprint):
+        return None, "what the run depends on changed: " + "; ".join(_differences(old, _plain(fingerprint)))
+    if not ckpt.get("finished") and "optimizer" not in ckpt:
+        return None, "it holds no optimizer state"
+    return ckpt, ""
+
+
+def train(cache_h5: str | os.PathLike, model_name: str, fold: int, out_dir: str | os.PathLike, params: dict,
+          folds_table: str | os.PathLike | None = None) -> dict:
+    """Train ``model_name`` on fold ``fold`` of ``cache_h5``; write best.pt and history.parquet when done.
+
+    ``params``: ``train`` (the config's train section), ``arch`` (the architecture of the variant ``model_name``;
+    default ``model_name`` itself), ``model_kwargs`` (for ``create_model``), ``folds`` (``val_subjects``,
+    ``seed``), plus anything else worth keeping in the checkpoint (faces, frames, cache). Continues from
+    ``out_dir/last.pt`` when its fingerprint matches. Returns a summary of the run.
     """
     from video_emotion.models import create_model, optimize_for_device
 
     p = {**TRAIN_DEFAULTS, **(params.get("train") or {})}
+    arch = str(params.get("arch") or model_name)
     model_kwargs = dict(params.get("model_kwargs") or {})
     folds_cfg = params.get("folds") or {}
     out_dir = Path(out_dir)
-    config = _plain({**params, "train": p, "model": model_name, "fold": int(fold), "cache_h5": str(cache_h5)})
+    config = _plain({**params, "train": p, "model": model_name, "arch": arch, "fold": int(fold),
+                     "cache_h5": str(cache_h5)})
+    every = max(1, int(p["checkpoint_every"]))
 
     ddp = int(os.environ.get("WORLD_SIZE", "1")) > 1
     rank, world, local_rank = 0, 1, 0
@@ -178,10 +329,13 @@ def train(cache_h5: str | os.PathLike, model_name: str, fold: int, out_dir: str 
             torch.set_num_threads(max(1, (os.cpu_count() or 1) // world))
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
     master = rank == 0
+    watch = orphan_watch()
 
     # Subjects: the test fold is only used to exclude its subjects; its videos are never loaded.
-    index, attrs = read_index(cache_h5)
+    index, attrs = read_index(cache_h5, folds_table, need_folds=True)
     classes, clip_len = attrs["classes"], int(attrs["clip_len"])
+    if not (index["fold"] == int(fold)).any():
+        raise ValueError(empty_fold_message(Path(cache_h5), index, int(fold)))
     split = fold_subjects(index, int(fold), folds_cfg.get("val_subjects", 1), folds_cfg.get("seed", 0))
     train_rows = index[index["subject"].isin(split["train"])]
     val_rows = index[index["subject"].isin(split["val"])]
@@ -190,6 +344,12 @@ def train(cache_h5: str | os.PathLike, model_name: str, fold: int, out_dir: str 
         raise LeakageError(f"a training or validation video of {cache_h5} belongs to test fold {fold}")
     if train_rows.empty:
         raise ValueError(f"fold {fold} of {cache_h5} leaves no training video")
+    validation = not val_rows.empty
+    fingerprint = _plain({
+        "train": {k: v for k, v in p.items() if k not in SPEED_ONLY}, "device": device.type, "world_size": world,
+        "arch": arch, "model_kwargs": model_kwargs, "fold": int(fold), "subjects": split, "classes": classes,
+        "clip_len": clip_len, "cache": attrs.get("content_hash"),
+    })
 
     torch.manual_seed(p["seed"])
     np.random.seed(p["seed"])
@@ -202,11 +362,11 @@ def train(cache_h5: str | os.PathLike, model_name: str, fold: int, out_dir: str 
     train_loader = DataLoader(train_set, batch_size=p["batch_size"], sampler=sampler,
                               drop_last=len(sampler) >= p["batch_size"], **loader_kw)
     val_loader = None
-    if not val_rows.empty:
+    if validation:
         val_set = ClipDataset(cache_h5, val_rows, clip_len, train=False, clips_per_video=p["val_clips"])
         val_loader = DataLoader(val_set, batch_size=p["batch_size"], shuffle=False, **loader_kw)
 
-    model = optimize_for_device(create_model(model_name, len(classes), **model_kwargs), device)
+    model = optimize_for_device(create_model(arch, len(classes), **model_kwargs), device)
     if p["compile"]:
         model.compile()
     optimizer = make_optimizer(model, p)
@@ -225,43 +385,64 @@ def train(cache_h5: str | os.PathLike, model_name: str, fold: int, out_dir: str 
         raise ValueError(f"unknown train.class_weighting {p['class_weighting']!r}; use none or balanced")
     criterion = nn.CrossEntropyLoss(weight=weight, label_smoothing=p["label_smoothing"])
 
-    start_epoch, history = 0, []
-    best = {"val_uar": -1.0, "val_loss": float("inf"), "epoch": 0}
     last_path = out_dir / "last.pt"
+    lock = None
+    if master:
+        lock = lock_folder(out_dir)  # noqa: F841 (held until the process ends)
+        for name in ("last.pt", "config.yaml", *DECLARED):  # temporaries of a run killed while writing
+            remove_stale_temporaries(out_dir / name)
+        if last_path.exists():
+            ckpt, why = _resume_state(last_path, fingerprint)
+            if ckpt is None:
+                os.replace(last_path, out_dir / "last.old.pt")
+                log.warning("not continuing from %s: %s. It is set aside as last.old.pt; training starts at epoch 1",
+                            last_path, why)
+        with atomic_path(out_dir / "config.yaml") as tmp:
+            tmp.write_text(yaml.safe_dump(config, sort_keys=False))
+    if ddp:
+        dist.barrier()  # every rank sees the same last.pt: the one rank 0 kept, or none
+
+    start_epoch, history, best_state = 0, [], None
+    best = {"val_uar": -1.0, "val_loss": float("inf"), "epoch": 0}
     if last_path.exists():
         ckpt = read_checkpoint(last_path)
-        same = {"model_name": model_name, "model_kwargs": _plain(model_kwargs), "classes": classes, "fold": int(fold)}
-        differs = [k for k, v in same.items() if _plain(ckpt.get(k)) != v]
-        if differs:
-            raise RuntimeError(f"{last_path} was trained with other {', '.join(differs)}; delete {out_dir} to "
-                               "start this model and fold again")
         model.load_state_dict(ckpt["model"])
-        optimizer.load_state_dict(ckpt["optimizer"])
-        scheduler.load_state_dict(ckpt["scheduler"])
+        if not ckpt.get("finished"):
+            optimizer.load_state_dict(ckpt["optimizer"])
+            scheduler.load_state_dict(ckpt["scheduler"])
+            set_rng_state(ckpt["rng"])
         start_epoch, history, best = ckpt["epoch"], list(ckpt["history"]), dict(ckpt["best_metric"])
-        set_rng_state(ckpt["rng"])
+        best_state = ckpt["best_model"]
         if master:
-            log.info("resuming %s from epoch %d", last_path, start_epoch)
+            log.info("continuing %s from epoch %d", last_path, start_epoch)
     raw_model = model
     if ddp:
         model = nn.parallel.DistributedDataParallel(model, device_ids=[local_rank] if device.type == "cuda" else None)
 
     if master:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        for stale in out_dir.glob(".*.tmp*"):  # temporaries of a run killed while writing
-            stale.unlink(missing_ok=True)
-        with atomic_path(out_dir / "config.yaml") as tmp:
-            tmp.write_text(yaml.safe_dump(config, sort_keys=False))
-        log.info("%s fold %d: %d train videos (%d subjects), %d val videos (%d subjects), %d clips/epoch on %s x%d",
-                 model_name, fold, len(train_rows), len(split["train"]), len(val_rows), len(split["val"]),
-                 len(train_set), device, world)
+        log.info("%s (%s) fold %d: %d train videos (%d subjects), %d val videos (%d subjects%s), %d clips/epoch on "
+                 "%s x%d, pid %d", model_name, arch, fold, len(train_rows), len(split["train"]), len(val_rows),
+                 len(split["val"]), "" if validation else ": the last epoch is kept", len(train_set), device, world,
+                 os.getpid())
+
+    meta = {"model_name": model_name, "arch": arch, "model_kwargs": _plain(model_kwargs),
+            "classes": classes, "clip_len": clip_len, "crop_size": int(attrs["crop_size"]), "fold": int(fold),
+            "config": config, "subjects": split, "validation": validation, "dataset": str(attrs.get("dataset", "")),
+            "cache_hash": attrs.get("content_hash"), "fingerprint": fingerprint}
+
+    def state(finished: bool) -> dict:
+        ckpt = {**meta, "model": raw_model.state_dict(), "best_model": best_state, "epoch": len(history),
+                "best_metric": best, "history": history, "finished": finished}
+        if not finished:  # what continuing needs; a finished run never continues (epochs are in the fingerprint)
+            ckpt.update(optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict(), rng=rng_state())
+        return ckpt
 
     for epoch in range(start_epoch, p["epochs"]):
         sampler.set_epoch(epoch)
         train_set.set_epoch(epoch)
         t0 = time.perf_counter()
         stats = train_one_epoch(model, train_loader, criterion, optimizer, scheduler, device, p,
-                                f"{model_name} fold {fold} epoch {epoch + 1}/{p['epochs']}", master)
+                                f"{model_name} fold {fold} epoch {epoch + 1}/{p['epochs']}", master, watch)
         seconds = time.perf_counter() - t0
         if master:
             nan = float("nan")
@@ -275,27 +456,29 @@ def train(cache_h5: str | os.PathLike, model_name: str, fold: int, out_dir: str 
                 val["val_uar"] == best["val_uar"] and val["val_loss"] < best["val_loss"])
             if improved:
                 best = {"val_uar": val["val_uar"], "val_loss": val["val_loss"], "epoch": epoch + 1}
-            ckpt = {
-                "model": raw_model.state_dict(), "model_name": model_name, "model_kwargs": _plain(model_kwargs),
-                "classes": classes, "clip_len": clip_len, "crop_size": int(attrs["crop_size"]), "fold": int(fold),
-                "epoch": epoch + 1, "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                "best_metric": best, "rng": rng_state(), "config": config, "history": history, "subjects": split,
-            }
-            if improved:
-                save_checkpoint(ckpt, out_dir / "best.pt")
-            save_checkpoint(ckpt, last_path)
-            write_parquet(pd.DataFrame(history, columns=HISTORY_COLUMNS), out_dir / "history.parquet")
+                best_state = {k: v.detach().to("cpu", copy=True) for k, v in raw_model.state_dict().items()}
+            if (epoch + 1) % every == 0 and epoch + 1 < p["epochs"]:
+                save_checkpoint(state(finished=False), last_path)
             log.info("epoch %d/%d train loss %.4f acc %.3f | val loss %.4f acc %.3f UAR %.3f | lr %.2e %.1fs "
                      "%.1f clips/s%s", epoch + 1, p["epochs"], row["train_loss"], row["train_acc"], row["val_loss"],
                      row["val_acc"], row["val_uar"], row["lr"], seconds, row["clips_per_s"],
                      " *best" if improved else "")
+        watch()
 
-    if master and not (out_dir / "best.pt").exists():
-        raise RuntimeError(f"{out_dir} has last.pt but no best.pt; delete {out_dir} and rerun the train rule")
     if master:
-        write_parquet(pd.DataFrame(history, columns=HISTORY_COLUMNS), out_dir / "history.parquet")
+        # The declared outputs last, each written once: last.pt first, so that a kill in between loses nothing.
+        if start_epoch < p["epochs"] or not last_path.exists():
+            save_checkpoint(state(finished=True), last_path)
+        best_ckpt = {**meta, "model": best_state, "epoch": best["epoch"], "best_metric": best}
+        save_checkpoint(best_ckpt, out_dir / "best.pt")
+        selection = "validation UAR" if validation else "last epoch (no validation subjects)"
+        write_parquet(pd.DataFrame(history, columns=HISTORY_COLUMNS), out_dir / "history.parquet",
+                      metadata={"model": model_name, "arch": arch, "fold": int(fold), "validation": validation,
+                                "selection": selection, "best_epoch": best["epoch"], "subjects": split})
+        log.info("%s fold %d done: best epoch %d of %d (%s); wrote %s and %s", model_name, fold, best["epoch"],
+                 len(history), selection, out_dir / "best.pt", out_dir / "history.parquet")
     if ddp:
         dist.barrier()
         dist.destroy_process_group()
     return {"out_dir": str(out_dir), "epochs": len(history), "best": best, "subjects": split,
-            "final": history[-1] if history else None, "rank": rank}
+            "final": history[-1] if history else None, "rank": rank, "validation": validation}

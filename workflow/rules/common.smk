@@ -1,46 +1,71 @@
-# Config validation and input functions. No rules here.
+# Config resolution and validation, input functions. No rules here.
 import functools
 import json
 import os
 from pathlib import Path
 
 import pandas as pd
-import yaml
-from snakemake.utils import validate
 
-from video_emotion.io import safe_name
-from video_emotion.report import FIGURES as REPORT_FIGURES
+from video_emotion.config import ConfigError, deep_merge, load_yaml, model_specs, resolve, typed
+from video_emotion.io import unique_names
+from video_emotion.metrics import summary_lines
 
-
-def _typed(value):
-    """`--config section={key: 3}` reaches us with every nested scalar as a string (Snakemake reads it with YAML's
-    BaseLoader); read such strings again with the full YAML loader so that 3 is a number and true a boolean."""
-    if isinstance(value, dict):
-        return {k: _typed(v) for k, v in value.items()}
-    return yaml.safe_load(value) if isinstance(value, str) and value.strip() else value
+_HERE = Path(workflow.current_basedir)
 
 
-# Only sections given with --config: strings in config files are meant as strings (subject "01" stays "01").
-for _key, _value in workflow.config_settings.overwrite_config.items():
-    if isinstance(_value, dict):
-        config[_key] = {**config[_key], **_typed(_value)}
+def _resolve_config():
+    """The run's config, resolved once by video_emotion.config.resolve (see the schema's description).
 
-validate(config, schema="../schemas/config.schema.yaml")
+    Snakemake has deep-merged config.yaml, every --configfile and --config into `config`; --config values reach it
+    as strings, so they are read again as YAML values and merged by the same rule."""
+    user = deep_merge(config, typed(workflow.config_settings.overwrite_config))
+    try:
+        return resolve(user, load_yaml(_HERE / "../schemas/config.schema.yaml"), load_yaml(_HERE / "../presets/demo.yaml"))
+    except ConfigError as err:
+        raise SystemExit(f"video-emotion: {err}") from None
+
+
+config.clear()
+config.update(_resolve_config())
+
+# `--until STAGE` for a stage whose jobs are known only once the checkpoints (video list, folds) have run; Snakemake
+# would find no such job before them and schedule nothing. Snakemake sets the DAG settings after this file is read;
+# as they arrive, each such rule is replaced by the rule without wildcards that gathers its outputs, which is a target
+# of its own: Snakemake then finds the jobs through the checkpoints and runs them, the gathering job, and no more.
+UNTIL_GATHERED = {"frames": "frames_index", "faces": "faces_qc", "train": "train_runs", "evaluate": "metrics"}
+
+
+class _UntilThroughCheckpoints(type(workflow)):
+    @property
+    def dag_settings(self):
+        return self.__dict__.get("_dag_settings")
+
+    @dag_settings.setter
+    def dag_settings(self, settings):
+        if settings is not None and settings.until:
+            settings.until = frozenset(UNTIL_GATHERED.get(r, r) for r in settings.until)
+        self.__dict__["_dag_settings"] = settings
+
+
+_settings = workflow.__dict__.pop("dag_settings", None)
+workflow.__class__ = _UntilThroughCheckpoints
+workflow.dag_settings = _settings
+
 
 DEMO = config["dataset"] == "demo"
 DATASET_ROOT = "resources/demo" if DEMO else config["dataset_root"]
-if DATASET_ROOT is None:
-    raise ValueError(
-        f"config: dataset '{config['dataset']}' needs dataset_root, e.g. "
-        f"--config dataset_root=/data/{config['dataset']}"
-    )
-MODELS = config["models"]
+# For a CSV dataset the paths are relative to the CSV file's folder.
+DATASET_ROOT_DIR = os.path.dirname(DATASET_ROOT) if config["dataset"] == "csv" else DATASET_ROOT
+MODELS = list(config["models"])
+MODEL_SPECS = model_specs(config)
+SEEDS = list(config["seeds"])
 
 
 wildcard_constraints:
     video_id=r"[A-Za-z0-9_.-]+",
     shard=r"[A-Za-z0-9_.-]+",
     model=r"[a-z0-9_]+",
+    seed=r"\d+",
     fold=r"\d+",
 
 
@@ -50,14 +75,21 @@ def as_json(section):
 
 
 @functools.cache
-def _read_manifest(path, mtime):
-    return pd.read_parquet(path, columns=["video_id", "path", "shard", "fold"]).set_index("video_id")
+def _read_table(path, mtime, columns):
+    return pd.read_parquet(path, columns=list(columns))
 
 
 def manifest():
-    """The manifest table, once the manifest checkpoint has run (re-read only when the file changes)."""
+    """The video list (manifest checkpoint): one row per video, indexed by video_id. It holds no folds."""
     path = checkpoints.manifest.get().output.manifest
-    return _read_manifest(path, os.stat(path).st_mtime_ns)
+    return _read_table(path, os.stat(path).st_mtime_ns, ("video_id", "path", "shard")).set_index("video_id")
+
+
+def folds():
+    """Test folds of the fold assignment (folds checkpoint); a fold id < 0 marks videos that are never tested."""
+    path = checkpoints.folds.get().output[0]
+    table = _read_table(path, os.stat(path).st_mtime_ns, ("fold",))
+    return sorted(int(f) for f in table["fold"].unique() if f >= 0)
 
 
 def video_path(wildcards):
@@ -65,8 +97,8 @@ def video_path(wildcards):
     return path if os.path.isabs(path) else os.path.join(DATASET_ROOT_DIR, path)
 
 
-# For a CSV dataset the paths are relative to the CSV file's folder.
-DATASET_ROOT_DIR = os.path.dirname(DATASET_ROOT) if config["dataset"] == "csv" else DATASET_ROOT
+def all_frames(wildcards):
+    return [f"results/frames/{vid}" for vid in manifest().index]
 
 
 def shard_frames(wildcards):
@@ -75,31 +107,37 @@ def shard_frames(wildcards):
     return [f"results/frames/{vid}" for vid in ids]
 
 
+def _shards():
+    return sorted(manifest()["shard"].unique())
+
+
 def all_faces(wildcards):
-    return [f"results/faces/{shard}.h5" for shard in sorted(manifest()["shard"].unique())]
+    return [f"results/faces/{shard}.h5" for shard in _shards()]
 
 
 def all_faces_qc(wildcards):
-    return [f"results/faces/{shard}_qc.parquet" for shard in sorted(manifest()["shard"].unique())]
+    return [f"results/faces/{shard}_qc.parquet" for shard in _shards()]
 
 
-def folds():
-    """Test folds present in the manifest (a fold id < 0 marks videos that are never tested)."""
-    return sorted(int(f) for f in manifest()["fold"].unique() if f >= 0)
+def _runs(pattern):
+    return expand(pattern, model=MODELS, seed=SEEDS, fold=folds())
 
 
 def all_predictions(wildcards):
-    return expand(
-        "results/predictions/model={model}/fold={fold}/predictions.parquet", model=MODELS, fold=folds()
-    )
+    return _runs("results/predictions/model={model}/seed={seed}/fold={fold}/predictions.parquet")
 
 
 def all_histories(wildcards):
-    return expand("results/models/{model}/fold{fold}/history.parquet", model=MODELS, fold=folds())
+    return _runs("results/models/{model}/seed{seed}/fold{fold}/history.parquet")
 
 
 def all_checkpoints(wildcards):
-    return expand("results/models/{model}/fold{fold}/best.pt", model=MODELS, fold=folds())
+    return _runs("results/models/{model}/seed{seed}/fold{fold}/best.pt")
+
+
+def attention_checkpoints(wildcards):
+    """best.pt of the first model's first seed, one per fold: whose attention maps the report shows."""
+    return expand("results/models/{model}/seed{seed}/fold{fold}/best.pt", model=MODELS[0], seed=SEEDS[0], fold=folds())
 
 
 def faces_gpus(wildcards):
@@ -108,13 +146,17 @@ def faces_gpus(wildcards):
 
 
 def train_params(wildcards):
-    """Everything training needs, plus the preprocessing settings that travel with the checkpoint to `predict`."""
+    """Everything one training run depends on, plus the preprocessing settings that travel with the checkpoint to
+    `predict`. A change in any of it reruns that training (and the run starts afresh: see train.py)."""
+    spec = MODEL_SPECS[wildcards.model]
     return as_json(
         {
-            "train": config["train"],
-            "model_kwargs": config["model_kwargs"].get(wildcards.model, {}),
-            "folds": config["folds"],
+            "train": {**config["train"], "seed": int(wildcards.seed)},
+            "arch": spec["arch"],
+            "model_kwargs": spec["kwargs"],
+            "folds": {k: config["folds"][k] for k in ("val_subjects", "seed")},
             "classes": config["classes"],
+            "dataset": config["dataset"],
             "frames": config["frames"],
             "faces": config["faces"],
             "cache": config["cache"],
@@ -122,7 +164,7 @@ def train_params(wildcards):
     )
 
 
-PREDICT = {safe_name(Path(v).stem): v for v in config["predict"]["videos"]}
+PREDICT = unique_names(config["predict"]["videos"])
 
 
 def predict_video(wildcards):
@@ -130,23 +172,22 @@ def predict_video(wildcards):
 
 
 def predict_checkpoint():
-    return config["predict"]["checkpoint"] or f"results/models/{MODELS[0]}/fold0/best.pt"
+    return config["predict"]["checkpoint"] or f"results/models/{MODELS[0]}/seed{SEEDS[0]}/fold0/best.pt"
 
 
 def final_outputs(wildcards):
-    outputs = ["results/report/index.html", "results/metrics/summary.parquet"]
+    outputs = ["results/config.yaml", "results/report/index.html", "results/metrics/summary.parquet"]
     outputs += expand("results/predict/{name}.timeline.parquet", name=PREDICT)
     return outputs
 
 
 def print_summary():
-    """The video-level accuracy of each model, averaged over the test folds, at the end of a run."""
-    path = Path("results/metrics/summary.parquet")
-    if not path.exists():
+    """Each model's pooled WAR and UAR with intervals, the baselines and the paired comparisons, at the end of a run."""
+    summary, comparisons = Path("results/metrics/summary.parquet"), Path("results/metrics/comparisons.parquet")
+    if not summary.exists():
         return
-    summary = pd.read_parquet(path)
-    print("\nvideo-level accuracy over subject-independent folds (results/metrics/summary.parquet):")
-    for row in summary.itertuples():
-        print(f"  {row.model:<10} {100 * row.accuracy_mean:5.1f}% +- {100 * row.accuracy_std:4.1f}"
-              f"  (UAR {100 * row.uar_mean:5.1f}%, {row.n_folds} folds, {row.n_videos} videos)")
+    comparisons = pd.read_parquet(comparisons) if comparisons.exists() else pd.DataFrame()
+    print("\nvideo-level results, pooled over all test videos (results/metrics/summary.parquet):")
+    for line in summary_lines(pd.read_parquet(summary), comparisons):
+        print(f"  {line}")
     print("report: results/report/index.html")

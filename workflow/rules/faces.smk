@@ -19,3 +19,17 @@ rule faces:
     shell:
         "video-emotion --gpus {resources.gpu} faces --manifest {input.manifest:q} --shard {wildcards.shard} --frames-root results/frames"
         " --out {output.h5:q} --qc {output.qc:q} --params {params.faces:q} > {log:q} 2>&1"
+
+
+# Every video's face QC in one table (read by people and the report); also what `--until faces` runs up to.
+rule faces_qc:
+    input:
+        all_faces_qc,
+    output:
+        "results/faces/qc.parquet",
+    conda:
+        "../../envs/manifest.yaml"
+    log:
+        "logs/faces_qc.log",
+    shell:
+        "video-emotion collect {input:q} --out {output:q} > {log:q} 2>&1"

@@ -15,3 +15,17 @@ rule frames:
         "frames"
     shell:
         "video-emotion frames {input:q} {output:q} --params {params.frames:q} > {log:q} 2>&1"
+
+
+# Every video's frames meta.json in one table; also what `--until frames` runs up to.
+rule frames_index:
+    input:
+        all_frames,
+    output:
+        "results/frames/index.parquet",
+    conda:
+        "../../envs/manifest.yaml"
+    log:
+        "logs/frames_index.log",
+    shell:
+        "video-emotion collect {input:q} --out {output:q} > {log:q} 2>&1"

@@ -12,4 +12,4 @@ rule predict:
     threads: 2
     shell:
         "video-emotion --threads {threads} predict {input.video:q} --model {input.checkpoint:q}"
-        " --out results/predict > {log:q} 2>&1"
+        " --out results/predict --name {wildcards.name:q} > {log:q} 2>&1"

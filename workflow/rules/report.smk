@@ -1,11 +1,17 @@
+from video_emotion.metrics import TABLES as METRIC_TABLES
+from video_emotion.report import FIGURES as REPORT_FIGURES, TABLE_FILES as REPORT_TABLES
+
+
 rule report:
     input:
         manifest="results/manifest.parquet",
-        metrics=rules.metrics.output,
+        rejected="results/manifest_rejected.parquet",
+        metrics=[f"results/metrics/{table}.parquet" for table in METRIC_TABLES],
         histories=all_histories,
-        checkpoints=all_checkpoints,
         faces=all_faces,
         qc=all_faces_qc,
+        attention="results/attention/attention.h5",
+        captions=[workflow.source_path(f"../report/{caption}") for caption in REPORT_FIGURES.values()],
     output:
         html="results/report/index.html",
         figures=[
@@ -17,6 +23,15 @@ rule report:
             )
             for png, caption in REPORT_FIGURES.items()
         ],
+        tables=[
+            report(
+                f"results/report/{table}",
+                caption=f"../report/{caption}",
+                category="Metric tables",
+                labels={"table": table.removesuffix(".html")},
+            )
+            for table, caption in REPORT_TABLES.items()
+        ],
     params:
         report=as_json({**config["report"], "dataset": config["dataset"], "models": MODELS}),
     conda:
@@ -25,5 +40,7 @@ rule report:
         "logs/report.log",
     threads: 1
     shell:
-        "video-emotion --threads {threads} report --results results --out results/report"
+        "video-emotion --threads {threads} report --out $(dirname {output.html:q}) --metrics {input.metrics:q}"
+        " --histories {input.histories:q} --faces {input.faces:q} --qc {input.qc:q} --manifest {input.manifest:q}"
+        " --rejected {input.rejected:q} --attention {input.attention:q} --captions {input.captions:q}"
         " --params {params.report:q} > {log:q} 2>&1"

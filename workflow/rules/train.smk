@@ -1,22 +1,37 @@
 rule train:
     input:
         cache="results/cache/clips.h5",
+        folds="results/folds.parquet",
     output:
-        best="results/models/{model}/fold{fold}/best.pt",
-        history="results/models/{model}/fold{fold}/history.parquet",
+        best="results/models/{model}/seed{seed}/fold{fold}/best.pt",
+        history="results/models/{model}/seed{seed}/fold{fold}/history.parquet",
     params:
         train=train_params,
-        out="results/models/{model}/fold{fold}",
+        out="results/models/{model}/seed{seed}/fold{fold}",
     conda:
         "../../envs/train.yaml"
     log:
-        "logs/train/{model}_fold{fold}.log",
+        "logs/train/{model}_seed{seed}_fold{fold}.log",
     benchmark:
-        "results/benchmarks/train/{model}_fold{fold}.tsv"
+        "results/benchmarks/train/{model}_seed{seed}_fold{fold}.tsv"
     threads: 1
     resources:
         gpu=0,
     shell:
-        "video-emotion --threads {threads} --gpus {resources.gpu} train --cache {input.cache:q} --model {wildcards.model}"
-        " --fold {wildcards.fold} --out {params.out:q} --nproc {resources.gpu}"
+        "video-emotion --threads {threads} --gpus {resources.gpu} train --cache {input.cache:q} --folds {input.folds:q}"
+        " --model {wildcards.model} --fold {wildcards.fold} --out {params.out:q} --nproc {resources.gpu}"
         " --params {params.train:q} > {log:q} 2>&1"
+
+
+# Every training run's history in one table (a source column names the run); also what `--until train` runs up to.
+rule train_runs:
+    input:
+        all_histories,
+    output:
+        "results/models/histories.parquet",
+    conda:
+        "../../envs/manifest.yaml"
+    log:
+        "logs/train_runs.log",
+    shell:
+        "video-emotion collect {input:q} --out {output:q} > {log:q} 2>&1"

@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 DEFAULTS = {
     "backend": "auto",            # auto | face_alignment | dlib
     "device": "cpu",
-    "crop_size": 64,              # 64 for the demo, 112 as in the paper
+    "crop_size": 112,             # as in the paper (the demo uses 64)
     "margin": 0.2,                # template shrunk by 1 / (1 + margin): forehead and chin stay in the crop
     "detect_every": 5,            # run the detector every k frames, follow the landmarks' box in between
     "min_face": 40,               # smallest face height in SOURCE video pixels that the detector must find

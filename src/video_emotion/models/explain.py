@@ -1,9 +1,9 @@
 """Where a model looks: its 3D spatial-attention map, or grad-CAM (Selvaraju et al., ICCV 2017) when it has none.
 
-``attention_map(model, clip)`` returns a (T, H, W) float array in [0, 1] aligned with the input clip, for
-overlays in the report. Models with ``SpatialAttention3d`` modules give the mean of their maps, each upsampled
-to the clip; other models give grad-CAM on ``model.cam_layer`` (the last stage) for the predicted class (or
-``target``).
+``attention_map(model, clip)`` returns a (T, H, W) float array aligned with the input clip. Models with
+``SpatialAttention3d`` modules give the mean of their sigmoid gates (each upsampled to the clip; raw values in
+[0, 1]); other models give grad-CAM on ``model.cam_layer`` (the last stage) for the predicted class (or ``target``),
+in arbitrary units. ``normalise=True`` stretches either to span [0, 1]; :func:`map_kind` says which map a model gives.
 """
 
 from __future__ import annotations
@@ -60,13 +60,19 @@ def grad_cam(model: nn.Module, clip: torch.Tensor, target: int | None = None) ->
     return F.relu((weights * act).sum(dim=1, keepdim=True))
 
 
+def map_kind(model: nn.Module) -> tuple[str, int]:
+    """("spatial attention", number of modules) when ``model`` has spatial attention, else ("grad-CAM", 1)."""
+    n = sum(isinstance(m, SpatialAttention3d) for m in model.modules())
+    return ("spatial attention", n) if n else ("grad-CAM", 1)
+
+
 def attention_map(
     model: nn.Module, clip: torch.Tensor, *, target: int | None = None, normalise: bool = True
 ) -> np.ndarray:
-    """A (T, H, W) map in [0, 1] of where ``model`` looks in ``clip`` ((3, T, H, W) or (1, 3, T, H, W)).
+    """A (T, H, W) map of where ``model`` looks in ``clip`` ((3, T, H, W) or (1, 3, T, H, W)).
 
     The model is run in eval mode and left in the mode it came in. ``normalise`` stretches the map to span
-    [0, 1] (spatial-attention maps are already in [0, 1]; grad-CAM always is normalised).
+    [0, 1]; without it, spatial-attention maps are the gates' own values (in [0, 1]) and grad-CAM is in its own units.
     """
     if clip.dim() == 4:
         clip = clip.unsqueeze(0)
@@ -81,9 +87,10 @@ def attention_map(
         maps = spatial_attention_maps(model, clip)
         if maps:
             out = torch.stack([_upsample(m, size) for m in maps]).mean(0)
-            out = _normalise(out) if normalise else out.clamp(0, 1)
         else:
-            out = _normalise(_upsample(grad_cam(model, clip, target), size))
+            out = _upsample(grad_cam(model, clip, target), size).clamp(min=0)
+        if normalise:
+            out = _normalise(out)
     finally:
         model.train(was_training)
     return out.cpu().numpy().astype(np.float32)

@@ -1,0 +1,151 @@
+"""The run's configuration: one merge rule, the schema's defaults, clear errors, and the model specs.
+
+The resolved config of a run is, from lowest to highest precedence::
+
+    schema defaults (the real, paper-size settings)
+    < workflow/presets/demo.yaml       only when the dataset is the generated demo
+    < the user's config                config.yaml, then each --configfile, then --config (all deep-merged)
+
+Every layer is deep-merged by :func:`deep_merge` (mappings merge key by key, anything else replaces), so a demo
+setting can never reach a real-dataset run and ``--config "model_kwargs={res_att: {heads: 4}}"`` changes one key.
+The workflow calls :func:`resolve`; this module knows nothing of Snakemake.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+from pathlib import Path
+
+import yaml
+from jsonschema import Draft202012Validator, validators
+
+
+class ConfigError(ValueError):
+    """A config value the run cannot use; the message names the key and the fix."""
+
+
+def deep_merge(base: dict, override: dict) -> dict:
+    """A new dict: ``override`` merged into ``base`` key by key (mappings recursively; other values replace)."""
+    out = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def typed(value):
+    """``--config`` values as YAML values: Snakemake reads nested ones as strings ("3", "true", "[0, 1]")."""
+    if isinstance(value, dict):
+        return {k: typed(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [typed(v) for v in value]
+    if isinstance(value, str) and value.strip():
+        try:
+            return yaml.safe_load(value)
+        except yaml.YAMLError:
+            return value
+    return value
+
+
+def _with_defaults(validator_class):
+    """A validator that fills in each missing property's ``default`` before validating it (jsonschema's recipe)."""
+    validate_properties = validator_class.VALIDATORS["properties"]
+
+    def set_defaults(validator, properties, instance, schema):
+        if isinstance(instance, dict):
+            for name, sub in properties.items():
+                if "default" in sub and name not in instance:
+                    instance[name] = copy.deepcopy(sub["default"])
+        yield from validate_properties(validator, properties, instance, schema)
+
+    return validators.extend(validator_class, {"properties": set_defaults})
+
+
+_Filling = _with_defaults(Draft202012Validator)
+
+
+def _where(path) -> str:
+    return ".".join(str(p) for p in path) or "the config"
+
+
+def _message(error, schema: dict) -> str:
+    """One line for a schema error: the key, what is wrong, and for an unknown key the nearest valid ones."""
+    where = _where(error.absolute_path)
+    if error.validator == "additionalProperties" and isinstance(error.instance, dict):
+        allowed = sorted(error.schema.get("properties", {}))
+        unknown = sorted(set(error.instance) - set(allowed))
+        parts = []
+        for key in unknown:
+            near = difflib.get_close_matches(str(key), allowed, n=3, cutoff=0.5)
+            hint = f"did you mean {' or '.join(near)}?" if near else f"valid keys: {', '.join(allowed)}"
+            parts.append(f"unknown key '{key}' in {where} ({hint})")
+        return "; ".join(parts)
+    if error.validator == "enum":
+        return f"{where}: {error.instance!r} is not one of {', '.join(map(str, error.validator_value))}"
+    return f"{where}: {error.message}"
+
+
+def validate(config: dict, schema: dict) -> dict:
+    """Fill the schema's defaults into ``config`` (in place) and check it; raise ConfigError naming every bad key."""
+    errors = sorted(_Filling(schema).iter_errors(config), key=lambda e: list(map(str, e.absolute_path)))
+    if errors:
+        raise ConfigError("config: " + "; ".join(dict.fromkeys(_message(e, schema) for e in errors)))
+    return config
+
+
+def load_yaml(path: str | Path) -> dict:
+    return yaml.safe_load(Path(path).read_text()) or {}
+
+
+def resolve(user: dict, schema: dict, demo_preset: dict) -> dict:
+    """The run's config: schema defaults < ``demo_preset`` (only for ``dataset: demo``) < ``user``."""
+    base = demo_preset if user.get("dataset", "demo") == "demo" else {}
+    config = deep_merge(base, user)
+    validate(config, schema)
+    model_specs(config)  # unknown architectures and keywords are refused before any job runs
+    if config["dataset"] != "demo" and not config.get("dataset_root"):
+        raise ConfigError(f"config: dataset '{config['dataset']}' needs dataset_root, e.g. "
+                          f"--config dataset_root=/data/{config['dataset']}")
+    return config
+
+
+def model_specs(config: dict) -> dict[str, dict]:
+    """Each entry of ``models`` as ``{"arch": registered architecture, "kwargs": create_model keywords}``.
+
+    A name is a variant of ``model_variants`` (``{arch: res_att, heads: 4}``) or else an architecture itself; the
+    keywords are the architecture's ``model_kwargs`` with the variant's own on top.
+    """
+    variants = config.get("model_variants") or {}
+    per_arch = config.get("model_kwargs") or {}
+    known = set(ARCH_KWARGS)
+    specs = {}
+    for name in config["models"]:
+        variant = dict(variants.get(name) or {})
+        arch = variant.pop("arch", name)
+        if arch not in known:
+            hint = "declare it under model_variants with an arch, " if name not in variants else ""
+            raise ConfigError(f"config: model '{name}' has no architecture '{arch}' ({hint}architectures: "
+                              f"{', '.join(sorted(known))})")
+        kwargs = {**(per_arch.get(arch) or {}), **variant}
+        bad = sorted(set(kwargs) - ARCH_KWARGS[arch])
+        if bad:
+            near = {k: difflib.get_close_matches(k, sorted(ARCH_KWARGS[arch]), n=2, cutoff=0.5) for k in bad}
+            raise ConfigError(f"config: {arch} (model '{name}') takes no keyword " + ", ".join(
+                f"'{k}'" + (f" (did you mean {' or '.join(v)}?)" if v else "") for k, v in near.items())
+                + f"; its keywords: {', '.join(sorted(ARCH_KWARGS[arch]))}")
+        specs[name] = {"arch": arch, "kwargs": kwargs}
+    return specs
+
+
+# Keyword arguments of each architecture's builder (tests hold them against the model classes' signatures, so the
+# workflow can check a config without importing torch).
+_P3D = frozenset({"width", "layers", "block", "p3d_kinds", "temporal_strides", "stem_pool", "in_channels",
+                  "sa_stages", "sa_kernel", "sa_residual", "mhsa", "heads", "attn_dropout", "pos", "mlp_ratio",
+                  "mhsa_residual", "dropout"})
+ARCH_KWARGS = {
+    "c3d": frozenset({"width", "fc_dim", "dropout", "in_channels"}),
+    **{arch: _P3D for arch in ("p3d", "p3d_sa", "p3d_mhsa", "res_att", "res_att2")},
+}

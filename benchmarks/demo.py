@@ -16,6 +16,7 @@ import imageio_ffmpeg
 import numpy as np
 
 from video_emotion import demo
+from video_emotion.faces import load_dlib_models
 
 TIME_LIMIT_S = 60.0
 DETECTION_LIMIT = 0.95
@@ -45,7 +46,7 @@ def main() -> None:
         paths = demo.make_demo(out)
         seconds, cpu = time.perf_counter() - start, _cpu_seconds() - cpu_start
 
-        detector, _ = demo._landmark_model()
+        detector, _ = load_dlib_models()
         found = [len(detector(f, 0)) > 0 for p in paths for f in decode(p)[:: args.detect_every]]
 
     rate = float(np.mean(found))

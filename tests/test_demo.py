@@ -11,6 +11,7 @@ import pytest
 
 from video_emotion import demo
 from video_emotion.datasets.enterface05 import video_path
+from video_emotion.faces import load_dlib_models
 from video_emotion.labels import EMOTIONS
 
 SETTINGS = dict(subjects=2, sentences=2, seconds=1.0, fps=25, width=320, height=240, seed=0)
@@ -92,7 +93,7 @@ def test_same_seed_same_frames_and_more_subjects_keep_the_first(videos, tmp_path
 
 
 def test_dlib_finds_the_face_in_nearly_every_frame(videos):
-    detector, _ = demo._landmark_model()
+    detector, _ = load_dlib_models()
     found = [len(detector(frame, 0)) > 0 for path in videos[1] for frame in decode(path)[::2]]
     assert np.mean(found) >= 0.95, f"face found in {np.mean(found):.1%} of frames"
 

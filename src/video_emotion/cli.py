@@ -17,15 +17,15 @@ from pathlib import Path
 log = logging.getLogger("video_emotion")
 
 
-def _params(text: str | None) -> dict:
+def _params(text: str | None, flag: str = "--params") -> dict:
     if not text:
         return {}
     try:
         value = json.loads(text)
     except json.JSONDecodeError as err:
-        raise SystemExit(f"--params is not valid JSON ({err}): {text[:200]}") from None
+        raise SystemExit(f"{flag} is not valid JSON ({err}): {text[:200]}") from None
     if not isinstance(value, dict):
-        raise SystemExit(f"--params must be a JSON object, got: {text[:200]}")
+        raise SystemExit(f"{flag} must be a JSON object, got: {text[:200]}")
     return value
 
 
@@ -179,8 +179,20 @@ def cmd_report(args: argparse.Namespace) -> None:
 def cmd_predict(args: argparse.Namespace) -> None:
     from video_emotion.predict import predict
 
+    overrides = {k: v for k, v in (("frames", _params(args.frames, "--frames")),
+                                   ("faces", _params(args.faces, "--faces"))) if v}
     predict(args.video, args.model, args.out, window=args.window, stride=args.stride, device=args.device,
-            name=args.name)
+            name=args.name, overrides=overrides)
+
+
+def cmd_faces_strip(args: argparse.Namespace) -> None:
+    from video_emotion.faces.strip import draw_strip
+
+    try:
+        path = draw_strip(args.faces_h5, args.video_id, args.out, n=args.n)
+    except KeyError as err:
+        raise SystemExit(f"video-emotion faces-strip: error: {err.args[0]}") from None
+    log.info("QC strip of %s: %s", args.video_id, path)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -284,6 +296,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--stride", type=int, help="frames between clip starts (default: half a window)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda")
     p.add_argument("--name", help="output file stem (default: the video's file name, made file-safe)")
+    p.add_argument("--faces", help='JSON object replacing the checkpoint\'s faces settings, e.g. \'{"min_face": 30}\'')
+    p.add_argument("--frames", help="JSON object replacing the checkpoint's frames settings (fps, height)")
+
+    p = add("faces-strip", cmd_faces_strip, "QC strip of one video: aligned crops over time with their landmarks")
+    p.add_argument("faces_h5", type=Path, help="faces .h5 of the video's shard")
+    p.add_argument("video_id")
+    p.add_argument("--out", type=Path, required=True, help="PNG to write")
+    p.add_argument("-n", type=int, default=12, help="crops shown")
     return parser
 
 

@@ -15,7 +15,6 @@ The same seed gives the same files, byte for byte, on one machine.
 from __future__ import annotations
 
 import functools
-import importlib.util
 import os
 import subprocess
 from concurrent.futures import ProcessPoolExecutor
@@ -26,6 +25,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from video_emotion.faces.align import similarity, transform_points
 from video_emotion.io import atomic_path
 from video_emotion.labels import EMOTIONS, ENTERFACE_CODES
 
@@ -168,26 +168,15 @@ def clip_path(out_dir: str | os.PathLike, subject: int, emotion: str, sentence: 
 # ---- base photographs -------------------------------------------------------------------------------------
 
 
-@functools.lru_cache(maxsize=1)
-def _landmark_model():
-    """dlib's HOG face detector and the 68-point predictor of face_recognition_models (both offline)."""
-    import dlib
-
-    spec = importlib.util.find_spec("face_recognition_models")
-    if spec is None:
-        raise RuntimeError("demo: face_recognition_models is not installed; pip install face-recognition-models==0.3.0")
-    path = Path(spec.submodule_search_locations[0]) / "models" / "shape_predictor_68_face_landmarks.dat"
-    return dlib.get_frontal_face_detector(), dlib.shape_predictor(str(path))
-
-
 def _landmarks(image: np.ndarray, upsample: int = 1) -> np.ndarray | None:
     """The 68 landmarks (x, y) of the most confident face in an RGB uint8 image, or None."""
-    detector, predictor = _landmark_model()
+    from video_emotion.faces.backends import load_dlib_models, shape_points
+
+    detector, predictor = load_dlib_models()
     boxes, scores, _ = detector.run(np.ascontiguousarray(image), upsample, 0.0)
     if not boxes:
         return None
-    shape = predictor(image, boxes[int(np.argmax(scores))])
-    return np.array([(p.x, p.y) for p in shape.parts()], dtype=np.float32)
+    return shape_points(predictor(image, boxes[int(np.argmax(scores))]))
 
 
 def _photos() -> dict[str, np.ndarray]:
@@ -211,22 +200,10 @@ def _base_faces() -> list[tuple[np.ndarray, np.ndarray]]:
             if points is None:
                 raise RuntimeError(f"demo: no face found in the {name} photo; reinstall scikit-image and matplotlib")
             left, right = points[36:42].mean(0), points[42:48].mean(0)
-            matrix = _similarity(left, right, (CROP / 2 - IOD / 2, EYES_Y), (CROP / 2 + IOD / 2, EYES_Y))
+            matrix = similarity([left, right], [(CROP / 2 - IOD / 2, EYES_Y), (CROP / 2 + IOD / 2, EYES_Y)])
             crop = cv2.warpAffine(image, matrix, (CROP, CROP), flags=cv2.INTER_AREA, borderMode=cv2.BORDER_REFLECT101)
-            bases.append((crop, _with_cheeks(_apply(matrix, points))))
+            bases.append((crop, _with_cheeks(transform_points(points, matrix))))
     return bases
-
-
-def _similarity(a, b, a2, b2) -> np.ndarray:
-    """The 2x3 similarity that maps points a, b onto a2, b2."""
-    src, dst = complex(*b) - complex(*a), complex(*b2) - complex(*a2)
-    z = dst / src
-    t = complex(*a2) - z * complex(*a)
-    return np.array([[z.real, -z.imag, t.real], [z.imag, z.real, t.imag]], dtype=np.float64)
-
-
-def _apply(matrix: np.ndarray, points: np.ndarray) -> np.ndarray:
-    return (points @ matrix[:, :2].T + matrix[:, 2]).astype(np.float32)
 
 
 def _with_cheeks(points: np.ndarray) -> np.ndarray:

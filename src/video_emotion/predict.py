@@ -15,6 +15,7 @@ probability over the windows with a face, as evaluation averages the probabiliti
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from collections import deque
@@ -26,6 +27,7 @@ import pandas as pd
 import torch
 
 from video_emotion.cache import normalize_clip
+from video_emotion.faces import DEFAULTS as FACE_DEFAULTS
 from video_emotion.faces import FacePipeline
 from video_emotion.frames import iter_frames, probe
 from video_emotion.inference import load_checkpoint, resolve_device
@@ -77,16 +79,31 @@ def overall_emotion(timeline: pd.DataFrame, classes: list[str]) -> tuple[str | N
     return classes[int(mean.argmax())], mean
 
 
-def _preprocessing(ckpt: dict, checkpoint: Path) -> tuple[dict, dict]:
-    """The frames and faces settings the model was trained with (from the checkpoint)."""
+FRAMES_KEYS = ("fps", "height")
+
+
+def _preprocessing(ckpt: dict, checkpoint: Path, overrides: dict | None = None) -> tuple[dict, dict]:
+    """The frames and faces settings the model was trained with (from the checkpoint), updated by
+    ``overrides`` ``{"frames": {...}, "faces": {...}}``; unknown sections or keys are refused, naming the valid ones."""
     config = ckpt.get("config") or {}
     if "frames" not in config or "faces" not in config:
         raise ValueError(f"{checkpoint} does not record the frames/faces settings it was trained with "
                          "(ckpt['config']['frames'|'faces']); retrain it with this version of video-emotion")
-    faces = dict(config["faces"])
+    frames, faces = dict(config["frames"]), dict(config["faces"])
+    overrides = overrides or {}
+    unknown = set(overrides) - {"frames", "faces"}
+    bad_frames = set(overrides.get("frames") or {}) - set(FRAMES_KEYS)
+    bad_faces = set(overrides.get("faces") or {}) - set(FACE_DEFAULTS)
+    if unknown or bad_frames or bad_faces:
+        raise ValueError(f"unknown predict overrides {sorted(unknown | bad_frames | bad_faces)}; valid: frames "
+                         f"{list(FRAMES_KEYS)}, faces {sorted(FACE_DEFAULTS)}")
+    frames.update(overrides.get("frames") or {})
+    faces.update(overrides.get("faces") or {})
+    if overrides:
+        log.info("predict overrides the checkpoint's settings: %s", json.dumps(overrides, sort_keys=True))
     if str(faces.get("device", "cpu")).startswith("cuda") and not torch.cuda.is_available():
         faces["device"] = "cpu"
-    return dict(config["frames"]), faces
+    return frames, faces
 
 
 def _score(model: torch.nn.Module, clips: list[np.ndarray], device: torch.device) -> np.ndarray:
@@ -104,13 +121,15 @@ def predict(
     stride: int | None = None,
     device: str = "auto",
     name: str | None = None,
+    overrides: dict | None = None,
 ) -> pd.DataFrame:
     """Write and return the emotion timeline of ``video``; print its overall emotion.
 
     One row per window: ``time_s`` (the window's centre), ``p_<class>`` (float32, NaN without a face), ``pred``
     (categorical over the classes, missing without a face) and ``face_found``. ``window`` and ``stride`` are in
     frames at the training fps (defaults: the checkpoint's clip length and half of it). The overall emotion and
-    the settings used are in the Parquet schema metadata and ``timeline.attrs``.
+    the settings used are in the Parquet schema metadata and ``timeline.attrs``. ``overrides``
+    (``{"frames": {...}, "faces": {...}}``) replace the checkpoint's preprocessing settings.
     """
     video, checkpoint = Path(video), Path(checkpoint)
     if not video.is_file():
@@ -118,7 +137,7 @@ def predict(
     parquet_path, png_path = timeline_paths(video, out_dir, name)
     dev = resolve_device(device)
     model, ckpt = load_checkpoint(checkpoint, dev)
-    frames_cfg, faces_cfg = _preprocessing(ckpt, checkpoint)
+    frames_cfg, faces_cfg = _preprocessing(ckpt, checkpoint, overrides)
     trained_on = ckpt.get("dataset") or (ckpt.get("config") or {}).get("dataset") or "an unrecorded dataset"
     log.info("%s: %s trained on %s (fold %s)", checkpoint, ckpt["model_name"], trained_on, ckpt.get("fold"))
     if trained_on == "demo":
@@ -129,12 +148,15 @@ def predict(
     stride = int(stride or max(1, window // 2))
     if window < 1 or stride < 1:
         raise ValueError(f"window ({window}) and stride ({stride}) must be at least 1 frame")
-    fps = float(frames_cfg.get("fps") or probe(video)["fps"])
+    info = probe(video)
+    fps = float(frames_cfg.get("fps") or info["fps"])
     pipeline = FacePipeline(faces_cfg)
     if int(pipeline.params["crop_size"]) != int(ckpt["crop_size"]):
         raise ValueError(f"{checkpoint} was trained on {ckpt['crop_size']} px crops but its faces settings make "
                          f"{pipeline.params['crop_size']} px ones; the checkpoint is inconsistent, retrain it")
     min_share = float(pipeline.params["min_detection_rate"])
+    log.info("settings used: frames %s; faces %s", json.dumps(frames_cfg, sort_keys=True),
+             json.dumps(pipeline.params, sort_keys=True))
 
     starts, spans, clips, probs, found = [], [], [], [], []
     pending: list[int] = []  # positions in `starts` waiting for the next batch
@@ -159,7 +181,8 @@ def predict(
             pending.clear()
 
     frames = iter_frames(video, fps, frames_cfg.get("height"))
-    faces = ((crop, bool(detected)) for crop, _, _, _, _, detected in pipeline.iter_process(frames))
+    ratio = float(frames_cfg["height"]) / info["height"] if frames_cfg.get("height") else 1.0
+    faces = ((face.crop, bool(face.detected)) for face in pipeline.iter_process(frames, ratio))
     for start, items in sliding_windows(faces, window, stride):
         add_window(start, items)
     flush()
@@ -180,7 +203,8 @@ def predict(
             "trained_on": trained_on,
             "overall": overall, "overall_probs": [None if np.isnan(v) else float(v) for v in mean],
             "fps": fps, "window": window, "stride": stride, "clip_len": clip_len, "n_frames": n,
-            "frames": frames_cfg, "faces": pipeline.params, "backend": pipeline.backend.name}
+            "frames": frames_cfg, "faces": pipeline.params, "backend": pipeline.backend.name,
+            "overrides": overrides or {}}
     timeline.attrs.update(meta)
     write_parquet(timeline, parquet_path, meta)
     plot_timeline(timeline, classes, png_path, title=f"{video.name}: {overall or 'no face found'}")

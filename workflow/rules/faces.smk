@@ -5,7 +5,6 @@ rule faces:
     output:
         h5="results/faces/{shard}.h5",
         qc="results/faces/{shard}_qc.parquet",
-        montage="results/faces/{shard}_montage.png",
     params:
         faces=as_json(config["faces"]),
     conda:

@@ -17,7 +17,9 @@ time (:class:`~video_emotion.faces.track.FaceTracker`, for dlib).
 from __future__ import annotations
 
 import importlib.util
+import itertools
 import logging
+import os
 from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
@@ -50,11 +52,21 @@ def load_dlib_models():
     return dlib.get_frontal_face_detector(), dlib.shape_predictor(str(dlib_model_path()))
 
 
-def hub_checkpoints() -> Path:
-    """torch's hub cache folder for downloaded weights (honours $TORCH_HOME)."""
-    import torch.hub
+@lru_cache(maxsize=1)
+def load_cnn_detector():
+    """dlib's CNN (MMOD) face detector from face-recognition-models (loaded once): slower than HOG, finds partly
+    covered faces HOG misses."""
+    import dlib
 
-    return Path(torch.hub.get_dir()) / "checkpoints"
+    return dlib.cnn_face_detection_model_v1(str(dlib_model_path("mmod_human_face_detector.dat")))
+
+
+def hub_checkpoints() -> Path:
+    """torch's hub cache folder for downloaded weights, found as ``torch.hub.get_dir()`` finds it ($TORCH_HOME,
+    else $XDG_CACHE_HOME/torch, else ~/.cache/torch) without importing torch."""
+    torch_home = os.environ.get("TORCH_HOME") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "torch")
+    return Path(os.path.expanduser(torch_home)) / "hub" / "checkpoints"
 
 
 def missing_fa_weights(detector: str = "sfd") -> list[str]:
@@ -65,12 +77,30 @@ def missing_fa_weights(detector: str = "sfd") -> list[str]:
     return [name for name in (FAN_WEIGHTS, *FA_DETECTOR_WEIGHTS[detector]) if not (folder / name).is_file()]
 
 
+def _rect_boxes(rects) -> np.ndarray:
+    """dlib rectangles as an (N, 4) float32 array of x0, y0, x1, y1."""
+    return np.array([[r.left(), r.top(), r.right(), r.bottom()] for r in rects], np.float32).reshape(-1, 4)
+
+
+def shape_points(shape) -> np.ndarray:
+    """The (68, 2) float32 points of a dlib ``full_object_detection``, in one pass over its parts."""
+    parts = shape.parts()
+    return np.fromiter(itertools.chain.from_iterable((p.x, p.y) for p in parts), np.float32,
+                       2 * len(parts)).reshape(-1, 2)
+
+
 class DlibBackend:
     """dlib HOG detector + 68-point shape predictor; ``upsample`` doubles the image before detection (finds
-    faces down to ~40 px instead of ~80 px, at 4x the cost)."""
+    faces down to ~40 px instead of ~80 px, at 4x the cost).
+
+    ``min_face`` is the smallest face (px in the image it is given) the detector finds at ``upsample`` 0: the
+    pipeline scales each video's detection image so that the smallest face asked for reaches it. ``fallback``
+    (``detect_fallback``) is dlib's CNN face detector, for detection frames where HOG finds nothing.
+    """
 
     name = "dlib"
     batched = False  # landmarks frame by frame, each frame's box from the previous frame's landmarks
+    min_face = 80  # HOG's 80x80 window
 
     def __init__(self, upsample: int = 1):
         import dlib
@@ -82,15 +112,18 @@ class DlibBackend:
 
     def detect(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         rects, scores, _ = self.detector.run(image, self.upsample, 0.0)
-        boxes = np.array([[r.left(), r.top(), r.right(), r.bottom()] for r in rects], np.float32).reshape(-1, 4)
-        return boxes, np.asarray(scores, np.float32)
+        return _rect_boxes(rects), np.asarray(scores, np.float32)
+
+    def detect_fallback(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """dlib's CNN (MMOD) detector on ``image`` (no upsampling; it finds faces of ~80 px and more)."""
+        found = load_cnn_detector()(np.ascontiguousarray(image), 0)
+        return _rect_boxes([d.rect for d in found]), np.array([d.confidence for d in found], np.float32)
 
     def landmarks(self, images: Sequence[np.ndarray], boxes: np.ndarray) -> np.ndarray:
         out = np.empty((len(images), 68, 2), np.float32)
-        for i, (image, box) in enumerate(zip(images, boxes, strict=True)):
-            x0, y0, x1, y1 = (int(round(float(v))) for v in box)
-            shape = self.predictor(image, self._rect(x0, y0, x1, y1))
-            out[i] = [(p.x, p.y) for p in shape.parts()]
+        rounded = np.rint(np.asarray(boxes, np.float64)).astype(int).tolist()
+        for i, (image, (x0, y0, x1, y1)) in enumerate(zip(images, rounded, strict=True)):
+            out[i] = shape_points(self.predictor(image, self._rect(x0, y0, x1, y1)))
         return out
 
 
@@ -103,6 +136,7 @@ class FaceAlignmentBackend:
 
     name = "face_alignment"
     batched = True  # the pipeline sends whole chunks of frames to detect_batch and landmarks
+    min_face = 20  # S3FD's smallest anchor is 16 px (not measured here: its weights are not available offline)
 
     def __init__(self, device: str = "cpu", detector: str = "sfd", batch_size: int = 16):
         missing = missing_fa_weights(detector)

@@ -6,7 +6,11 @@ bounding box, shifted and scaled the way the detector's box related to the landm
 no separate box tracker runs. Its confidence is the normalised cross-correlation of a small grey patch under the
 landmarks with the patch at the last detection: when it falls below ``redetect_threshold`` (face gone, occluded or
 lost) it detects again at once on that frame. With several faces it keeps the one overlapping its current box;
-with no current box it takes the largest, most central face, so the same person is followed throughout.
+with no current box it takes the largest one (``select="largest"``) or the one nearest the frame centre
+(``"central"``). A new detection of the followed face whose centre or size jumps beyond ``switch_threshold`` from
+the last face is counted as an identity switch; the box size is smoothed over re-detections of the same face.
+When the detector finds nothing on a scheduled detection frame, an optional ``fallback`` detector (dlib's CNN) tries
+that frame.
 
 :class:`ChunkTracker` does the same for backends that landmark many frames at once (FAN on a GPU): per chunk of
 frames it detects on every ``detect_every``-th frame, interpolates the boxes in between and landmarks the whole
@@ -19,6 +23,7 @@ hold the nearest face, and a centred moving average of radius ``smooth`` frames 
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Iterator
 
 import cv2
@@ -39,19 +44,21 @@ def iou(a: np.ndarray, b: np.ndarray) -> float:
     return float(inter / union) if union > 0 else 0.0
 
 
-def pick_target(boxes: np.ndarray, width: int, height: int) -> int:
-    """Index of the largest, most central box: area x (1 - distance of its centre to the frame centre / half
-    diagonal)."""
-    centres = (boxes[:, :2] + boxes[:, 2:]) / 2
-    dist = np.hypot(centres[:, 0] - width / 2, centres[:, 1] - height / 2) / (np.hypot(width, height) / 2)
-    area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
-    return int(np.argmax(area * np.clip(1.0 - dist, 0.05, None)))
+def pick_target(boxes: np.ndarray, width: int, height: int, select: str = "largest") -> int:
+    """Index of the box to follow when none is followed yet: the largest (``"largest"``) or the one whose centre is
+    nearest the frame centre (``"central"``)."""
+    if select == "central":
+        centres = (boxes[:, :2] + boxes[:, 2:]) / 2
+        return int(np.argmin(np.hypot(centres[:, 0] - width / 2, centres[:, 1] - height / 2)))
+    if select != "largest":
+        raise ValueError(f"unknown face selection {select!r}; choose largest or central")
+    return int(np.argmax((boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])))
 
 
 def choose_face(boxes: np.ndarray, scores: np.ndarray, previous: np.ndarray | None, width: int,
-                height: int) -> tuple[np.ndarray | None, float]:
+                height: int, select: str = "largest") -> tuple[np.ndarray | None, float]:
     """``(box, score)`` of the followed face among detections in frame pixels, ``(None, 0.0)`` when there are
-    none: the one overlapping ``previous`` (the followed box) most, else the largest, most central one."""
+    none: the one overlapping ``previous`` (the followed box) most, else the one ``select`` picks."""
     if len(boxes) == 0:
         return None, 0.0
     best = -1
@@ -59,8 +66,19 @@ def choose_face(boxes: np.ndarray, scores: np.ndarray, previous: np.ndarray | No
         overlaps = [iou(previous, b) for b in boxes]
         best = int(np.argmax(overlaps)) if max(overlaps) >= MIN_IOU else -1
     if best < 0:
-        best = pick_target(boxes, width, height)
+        best = pick_target(boxes, width, height, select)
     return boxes[best].astype(np.float32), float(scores[best])
+
+
+def is_switch(previous: np.ndarray | None, box: np.ndarray | None, threshold: float) -> bool:
+    """Whether ``box`` is a jump from ``previous`` (the followed face's last box): its centre moved more than
+    ``threshold`` box widths, or its width changed by more than a factor ``1 + threshold``."""
+    if previous is None or box is None:
+        return False
+    width = max(1.0, float(previous[2] - previous[0]))
+    shift = np.hypot(*((box[:2] + box[2:]) / 2 - (previous[:2] + previous[2:]) / 2)) / width
+    ratio = max(1.0, float(box[2] - box[0])) / width
+    return bool(shift > threshold or max(ratio, 1 / ratio) > 1 + threshold)
 
 
 def downscale(frame: np.ndarray, scale: float) -> np.ndarray:
@@ -93,21 +111,34 @@ def patch(frame: np.ndarray, box: np.ndarray) -> np.ndarray:
 
 class FaceTracker:
     """The followed face on each frame: ``update(frame) -> (box or None, score, landmarks or None, detected_now)``,
-    ``box`` being the box the landmarks were computed from."""
+    ``box`` being the box the landmarks were computed from. After each frame ``n_faces`` is the number of faces
+    the latest detection saw; ``switches``, ``fallback_calls``, ``fallback_found`` and ``fallback_seconds`` add up
+    over the video."""
 
-    def __init__(self, backend, detect_every: int = 5, detect_scale: float = 0.5, redetect_threshold: float = 0.5):
+    def __init__(self, backend, detect_every: int = 5, detect_scale: float = 0.5, redetect_threshold: float = 0.5,
+                 select: str = "largest", switch_threshold: float = 0.5, box_smooth: float = 0.5,
+                 fallback_scale: float | None = None):
         self.backend = backend
         self.detect_every = max(1, int(detect_every))
         self.scale = float(detect_scale)
         self.threshold = float(redetect_threshold)
+        self.select, self.switch_threshold, self.box_smooth = select, float(switch_threshold), float(box_smooth)
+        self.fallback_scale = fallback_scale  # None: no fallback detector
         self.box: np.ndarray | None = None  # box for the next frame
         self.score = 0.0
         self.since_detect = 0
         self.n_detections = 0
+        self.t = -1  # index of the current frame
+        self.n_faces = 0
+        self.switches = 0
+        self.fallback_calls = self.fallback_found = 0
+        self.fallback_seconds = 0.0
+        self._last_face: np.ndarray | None = None  # the followed face's box at its last detection
         self._offset = np.zeros(4, np.float32)  # detector box - landmark box, in landmark-box widths/heights
         self._reference: np.ndarray | None = None  # patch under the landmarks at the last detection
 
     def update(self, frame: np.ndarray) -> tuple[np.ndarray | None, float, np.ndarray | None, bool]:
+        self.t += 1
         if self.box is not None and self.since_detect < self.detect_every - 1:
             box = self.box
             landmarks = self.backend.landmarks([frame], box[None])[0]
@@ -122,14 +153,35 @@ class FaceTracker:
         size = np.tile(lbox[2:] - lbox[:2], 2)
         return lbox + self._offset * size
 
+    def _find(self, frame: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Detections in frame pixels; the fallback detector tries scheduled detection frames where there are none."""
+        boxes, scores = self.backend.detect(downscale(frame, self.scale))
+        boxes = boxes / self.scale
+        if len(boxes) == 0 and self.fallback_scale is not None and self.t % self.detect_every == 0:
+            start = time.perf_counter()
+            boxes, scores = self.backend.detect_fallback(downscale(frame, self.fallback_scale))
+            boxes = boxes / self.fallback_scale
+            self.fallback_seconds += time.perf_counter() - start
+            self.fallback_calls += 1
+            self.fallback_found += int(len(boxes) > 0)
+        return boxes, scores
+
     def _detect(self, frame: np.ndarray):
         self.n_detections += 1
         self.since_detect = 0
-        boxes, scores = self.backend.detect(downscale(frame, self.scale))
-        box, score = choose_face(boxes / self.scale, scores, self.box, frame.shape[1], frame.shape[0])
+        boxes, scores = self._find(frame)
+        self.n_faces = len(boxes)
+        box, score = choose_face(boxes, scores, self.box, frame.shape[1], frame.shape[0], self.select)
         if box is None:
             self.box = None
             return None, 0.0, None, True
+        if self.box is not None and iou(self.box, box) >= MIN_IOU and self.box_smooth > 0:
+            # the same face again: keep the detector's centre, smooth its size with the followed box's
+            centre, size = (box[:2] + box[2:]) / 2, box[2:] - box[:2]
+            size = (1 - self.box_smooth) * size + self.box_smooth * (self.box[2:] - self.box[:2])
+            box = np.concatenate([centre - size / 2, centre + size / 2]).astype(np.float32)
+        self.switches += is_switch(self._last_face, box, self.switch_threshold)
+        self._last_face = box
         self.score = score
         landmarks = self.backend.landmarks([frame], box[None])[0]
         lbox = landmark_box(landmarks)
@@ -141,7 +193,8 @@ class FaceTracker:
 
 class ChunkTracker:
     """The followed face for backends that landmark many frames at once (``backend.batched``), one chunk of
-    ``batch_size`` frames at a time: ``run(frames)`` yields ``(frame, box or None, score, landmarks or None)``.
+    ``batch_size`` frames at a time: ``run(frames)`` yields ``(frame, box or None, score, landmarks or None,
+    found_by_detector)``.
 
     In each chunk the detector (``backend.detect_batch``) sees the frames at every ``detect_every``-th index of the
     video and the chunk's last frame; the followed face is chosen as :class:`FaceTracker` chooses it. Between two
@@ -150,8 +203,13 @@ class ChunkTracker:
     chunk go through ``backend.landmarks`` in one call. Frames wait only within their chunk.
     """
 
-    def __init__(self, backend, batch_size: int = 16, detect_every: int = 5, detect_scale: float = 0.5):
+    def __init__(self, backend, batch_size: int = 16, detect_every: int = 5, detect_scale: float = 0.5,
+                 select: str = "largest", switch_threshold: float = 0.5):
         self.backend = backend
+        self.select, self.switch_threshold = select, float(switch_threshold)
+        self.counts: dict[int, int] = {}  # chunk index -> faces the detector saw
+        self.n_faces = 0
+        self.switches = 0
         self.batch_size = max(1, int(batch_size))
         self.detect_every = max(1, int(detect_every))
         self.scale = float(detect_scale)
@@ -176,10 +234,12 @@ class ChunkTracker:
         results = self.backend.detect_batch([downscale(frames[i], self.scale) for i in indices])
         for i, (boxes, scores) in zip(indices, results, strict=True):
             previous = found[max(j for j in found if j < i)][0] if any(j < i for j in found) else None
-            found[i] = choose_face(boxes / self.scale, scores, previous, w, h)
+            found[i] = choose_face(boxes / self.scale, scores, previous, w, h, self.select)
+            self.counts[i] = len(boxes)
 
     def _chunk(self, frames: list[np.ndarray]) -> Iterator[tuple]:
         n = len(frames)
+        self.counts = {}
         found = {} if self.last is None else {-1: self.last}  # chunk index -> (box or None, score)
         self._detect(frames, sorted({i for i in range(n) if (self.start + i) % self.detect_every == 0} | {n - 1}),
                      found)
@@ -207,9 +267,12 @@ class ChunkTracker:
         if have:  # one landmark call for the whole chunk
             out = self.backend.landmarks([frames[i] for i in have], np.stack([boxes[i] for i in have]))
             landmarks = dict(zip(have, out, strict=True))
+        faces = [found[i][0] for i in sorted(found) if found[i][0] is not None]
+        self.switches += sum(is_switch(a, b, self.switch_threshold) for a, b in zip(faces, faces[1:], strict=False))
         self.last, self.start = found[n - 1], self.start + n
         for i, frame in enumerate(frames):
-            yield frame, boxes[i], scores[i], landmarks.get(i)
+            self.n_faces = self.counts.get(i, self.n_faces)
+            yield frame, boxes[i], scores[i], landmarks.get(i), i in self.counts and found[i][0] is not None
 
 
 class LandmarkFilter:

@@ -262,11 +262,11 @@ def _failing_line(proc: subprocess.CompletedProcess, work: Path) -> str:
     return text.strip().splitlines()[-1]
 
 
-def _run_printed_command(line: str, work: Path) -> None:
+def _run_printed_command(line: str, work: Path, **kw):
     """Run the rebuild command that the error line printed (in ``work``, on the same target)."""
     command = shlex.split(line.split("rebuild it with: ")[1])
     assert command[:3] == ["snakemake", "--cores", "all"], command
-    snakemake(work, TARGET, *command[3:])
+    return snakemake(work, TARGET, *command[3:], **kw)
 
 
 @pytest.mark.slow
@@ -287,10 +287,16 @@ def test_a_truncated_file_is_named_and_one_command_rebuilds_it(reference, tmp_pa
     # The failed job's own outputs are gone (Snakemake 9 still calls the metrics current: a missing intermediate file
     # triggers nothing; hence the printed command, which reruns everything after the damaged file).
     assert len(list((work / "results" / "predictions").rglob("predictions.parquet"))) < 2 or damage == "faces"
-    if damage == "faces":  # also a faces job killed while writing: its temporary is removed by the rerun
+    if damage == "faces":  # the faces job of the rebuild killed at a seeded moment; its temporaries go next time
         stale = path.with_name(f".{path.name}.k1ll3d_x.tmp.h5")
         stale.write_bytes(b"half")
         os.utime(stale, (0, 0))
+        run = _run_printed_command(line, work, popen=True)
+        wait_for(lambda: jobs(work, "faces") or run.poll() is not None, what="the faces job")
+        time.sleep(random.Random(SEED).uniform(0, 4))
+        for pid in jobs(work, "faces"):
+            os.kill(pid, signal.SIGKILL)
+        run.wait()
     _run_printed_command(line, work)
     pd.testing.assert_frame_equal(predictions(work), predictions(ref), check_exact=True)
     assert not [p for p in (work / "results").rglob(".*") if ".tmp" in p.name]

@@ -340,7 +340,7 @@ def train(cache_h5: str | os.PathLike, model_name: str, fold: int, out_dir: str 
     criterion = nn.CrossEntropyLoss(weight=weight, label_smoothing=p["label_smoothing"])
 
     last_path = out_dir / "last.pt"
-    lock = None
+    lock, ckpt = None, None
     if master:
         lock = lock_folder(out_dir)  # noqa: F841 (held until the process ends)
         for name in ("last.pt", "config.yaml", *DECLARED):  # temporaries of a run killed while writing
@@ -355,11 +355,12 @@ def train(cache_h5: str | os.PathLike, model_name: str, fold: int, out_dir: str 
             tmp.write_text(yaml.safe_dump(config, sort_keys=False))
     if ddp:
         dist.barrier()  # every rank sees the same last.pt: the one rank 0 kept, or none
+        if not master and last_path.exists():
+            ckpt = read_checkpoint(last_path)
 
     start_epoch, history, best_state = 0, [], None
     best = {"val_uar": -1.0, "val_loss": float("inf"), "epoch": 0}
-    if last_path.exists():
-        ckpt = read_checkpoint(last_path)
+    if ckpt is not None:
         model.load_state_dict(ckpt["model"])
         if not ckpt.get("finished"):
             optimizer.load_state_dict(ckpt["optimizer"])

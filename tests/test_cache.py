@@ -97,7 +97,7 @@ def test_build_cache_layout_and_skipped(tmp_path):
         "s1_fear_0": "faces: no face found", "ghost": "not in the faces files"}
     skipped = pd.read_parquet(out.parent / "skipped.parquet")
     assert set(skipped["video_id"]) == {"s1_fear_0", "ghost"} and list(skipped.columns) == [
-        "video_id", "subject", "fold", "reason"]
+        "video_id", "subject", "reason"]
 
     index, attrs = read_index(out)
     assert attrs["classes"] == list(EMOTIONS) and attrs["crop_size"] == 16

@@ -213,4 +213,4 @@ def test_until_a_stage_runs_up_to_it(tmp_path: Path, rule: str, ran: set[str]) -
     out = snakemake(tmp_path, "--until", rule).stdout
     assert (tmp_path / "results" / "frames").is_dir()
     stats = job_stats(snakemake(tmp_path, "-n").stdout)
-    assert not ran & set(stats) and {"cache", "train"} <= set(stats), (stats, out)
+    assert not ran & set(stats) and "cache" in stats, (stats, out)

@@ -334,6 +334,8 @@ def fig_training_curves(history: pd.DataFrame, per_fold: pd.DataFrame, models: l
     handles += [Line2D([], [], color="black", ls="-", label="training"),
                 Line2D([], [], color="black", ls="--", label="validation"),
                 Line2D([], [], color="black", ls=":", label="epoch kept (best.pt)")]
+    if history["seed"].nunique() > 1:
+        handles.append(Line2D([], [], color="none", label=f"{history['seed'].nunique()} seeds: one line each"))
     axes[0, 1].legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1), frameon=False)
     return fig
 

@@ -344,3 +344,12 @@ def test_cli_writes_the_attention_file_and_the_report_from_files(results, tmp_pa
     main(["report", "--out", str(tmp_path / "report"), "--metrics", *map(str, files["metrics"]),
           "--attention", str(tmp_path / "a.h5"), "--rejected", str(files["rejected"])])
     assert "not a video file" in (tmp_path / "report" / "index.html").read_text()
+
+
+def test_without_bootstrap_the_report_shows_no_nan(results, tmp_path):
+    metrics = tmp_path / "metrics"
+    compute_metrics(results["predictions"], metrics, {"bootstrap": 0, "permutations": 100})
+    out = tmp_path / "report"
+    build_report(out, metrics=[metrics / f"{t}.parquet" for t in TABLES], params={"models": list(MODELS)})
+    page = re.sub(r"data:image/png;base64,[^']*", "", (out / "index.html").read_text())
+    assert "nan" not in page.lower() and "res_att vs c3d: WAR" in page

@@ -412,15 +412,16 @@ def comparison_line(row) -> str:
 
 def headline(row) -> str:
     """A model's pooled WAR and UAR with intervals, then the per-fold (and per-seed) spread, labelled."""
-    ci = f"{100 * row['ci']:.0f}% CI by {row['unit']}"
+    seeds = row["n_seeds"] > 1
+    pooled = (f"{100 * row['ci']:.0f}% CI by {row['unit']}; pooled over {row['n_videos']} test videos, "
+              f"{row['n_subjects']} subjects" + (f", mean of {row['n_seeds']} seeds" if seeds else ""))
+    runs = f"{row['n_folds']} folds" + (f" x {row['n_seeds']} seeds" if seeds else "")
     text = (f"{row['model']}: WAR {pct(row['accuracy'])}% [{pct(row['accuracy_ci_low'])}, "
             f"{pct(row['accuracy_ci_high'])}], UAR {pct(row['uar'])}% [{pct(row['uar_ci_low'])}, "
-            f"{pct(row['uar_ci_high'])}] ({ci}; pooled over {row['n_videos']} test videos, {row['n_subjects']} "
-            f"subjects); per-fold mean ± std: WAR {pct(row['accuracy_fold_mean'])} ± {pct(row['accuracy_fold_std'])},"
-            f" UAR {pct(row['uar_fold_mean'])} ± {pct(row['uar_fold_std'])} ({row['n_folds']} folds)")
-    if row["n_seeds"] > 1:
-        text += (f"; std over {row['n_seeds']} seeds: WAR {pct(row['accuracy_seed_std'])}, "
-                 f"UAR {pct(row['uar_seed_std'])}")
+            f"{pct(row['uar_ci_high'])}] ({pooled}); per-fold mean ± std: WAR {pct(row['accuracy_fold_mean'])} ± "
+            f"{pct(row['accuracy_fold_std'])}, UAR {pct(row['uar_fold_mean'])} ± {pct(row['uar_fold_std'])} ({runs})")
+    if seeds:
+        text += f"; std over seeds: WAR {pct(row['accuracy_seed_std'])}, UAR {pct(row['uar_seed_std'])}"
     return text
 
 

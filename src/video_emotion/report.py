@@ -211,10 +211,10 @@ def fig_paired_differences(comparisons: pd.DataFrame, paper: dict[str, float]) -
     ax.axvline(0, color="grey", lw=1)
     ax.set_yticks(y, [comparison_line(r) for _, r in rows.iterrows()])
     ax.set_xlabel("Difference, model a minus model b (percentage points)")
-    lo = min(0, 100 * rows["ci_low"].min(), *(paper[a] - paper[b] for a, b in zip(rows["model_a"], rows["model_b"],
-                                                                               strict=True) if a in paper and b in paper))
-    hi = max(0, 100 * rows["ci_high"].max(), *(paper[a] - paper[b] for a, b in zip(rows["model_a"], rows["model_b"],
-                                                                                strict=True) if a in paper and b in paper))
+    claimed = [paper[a] - paper[b] for a, b in zip(rows["model_a"], rows["model_b"], strict=True)
+               if a in paper and b in paper]
+    span = np.array([0.0, *(100 * rows[["diff", "ci_low", "ci_high"]].to_numpy().ravel()), *claimed])
+    lo, hi = np.nanmin(span), np.nanmax(span)
     pad = 0.08 * (hi - lo or 1)
     ax.set_xlim(lo - pad, hi + pad)
     ax.set_ylim(-0.7, len(rows) - 0.3)
@@ -334,6 +334,8 @@ def fig_training_curves(history: pd.DataFrame, per_fold: pd.DataFrame, models: l
     handles += [Line2D([], [], color="black", ls="-", label="training"),
                 Line2D([], [], color="black", ls="--", label="validation"),
                 Line2D([], [], color="black", ls=":", label="epoch kept (best.pt)")]
+    if history["seed"].nunique() > 1:
+        handles.append(Line2D([], [], color="none", label=f"{history['seed'].nunique()} seeds: one line each"))
     axes[0, 1].legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1), frameon=False)
     return fig
 
@@ -539,7 +541,8 @@ def comparisons_table(comparisons: pd.DataFrame) -> pd.DataFrame:
         "comparison": comparisons["model_a"] + " vs " + comparisons["model_b"],
         "metric": comparisons["metric"].map(METRIC_NAMES),
         "a (%)": comparisons["a"].map(pct), "b (%)": comparisons["b"].map(pct),
-        "difference (points) [CI]": [f"{100 * d:+.1f} [{100 * lo:+.1f}, {100 * hi:+.1f}]" for d, lo, hi in
+        "difference (points) [CI]": [f"{100 * d:+.1f}" + ("" if pd.isna(lo) else f" [{100 * lo:+.1f}, {100 * hi:+.1f}]")
+                                     for d, lo, hi in
                                      zip(comparisons["diff"], comparisons["ci_low"], comparisons["ci_high"],
                                          strict=True)],
         "p (paired permutation)": comparisons["p_value"].map(format_p),

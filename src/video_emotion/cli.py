@@ -172,7 +172,8 @@ def cmd_report(args: argparse.Namespace) -> None:
     from video_emotion.report import build_report
 
     build_report(args.out, metrics=args.metrics, histories=args.histories, qc=args.qc, faces=args.faces,
-                 manifest=args.manifest, rejected=args.rejected, attention=args.attention, captions=args.captions,
+                 manifest=args.manifest, rejected=args.rejected, attention=args.attention, strips=args.strips,
+                 captions=args.captions,
                  params=args.params)
 
 
@@ -186,8 +187,16 @@ def cmd_predict(args: argparse.Namespace) -> None:
 
 
 def cmd_faces_strip(args: argparse.Namespace) -> None:
-    from video_emotion.faces.strip import draw_strip
+    from video_emotion.faces.strip import draw_lowest, draw_strip
 
+    if args.lowest:
+        if not args.qc or not args.faces:
+            raise SystemExit("video-emotion faces-strip: error: --lowest needs --qc and --faces")
+        log.info("QC strips of the %d least detected videos: %s", args.lowest,
+                 draw_lowest(args.qc, args.faces, args.out, k=args.lowest, n=args.n))
+        return
+    if args.faces_h5 is None or args.video_id is None:
+        raise SystemExit("video-emotion faces-strip: error: give FACES_H5 VIDEO_ID, or --lowest K --qc ... --faces ...")
     try:
         path = draw_strip(args.faces_h5, args.video_id, args.out, n=args.n)
     except KeyError as err:
@@ -284,6 +293,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--manifest", type=Path, help="manifest.parquet (labels and subjects for the montage)")
     p.add_argument("--rejected", type=Path, help="manifest_rejected.parquet (files the manifest skipped)")
     p.add_argument("--attention", type=Path, help="the attention stage's .h5")
+    p.add_argument("--strips", type=Path, help="the face_strips stage's PNG")
     p.add_argument("--captions", type=Path, nargs="*", default=[], help="caption .rst files of the figures")
 
     p = add("predict", cmd_predict, "emotion timeline of a new video with a trained model")
@@ -300,10 +310,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--frames", help="JSON object replacing the checkpoint's frames settings (fps, height)")
 
     p = add("faces-strip", cmd_faces_strip, "QC strip of one video: aligned crops over time with their landmarks")
-    p.add_argument("faces_h5", type=Path, help="faces .h5 of the video's shard")
-    p.add_argument("video_id")
+    p.add_argument("faces_h5", type=Path, nargs="?", help="faces .h5 of the video's shard")
+    p.add_argument("video_id", nargs="?", help="the video to show")
     p.add_argument("--out", type=Path, required=True, help="PNG to write")
     p.add_argument("-n", type=int, default=12, help="crops shown")
+    p.add_argument("--lowest", type=int, help="instead: the strips of the K kept videos least often detected")
+    p.add_argument("--qc", type=Path, nargs="*", help="with --lowest: the QC tables (*_qc.parquet)")
+    p.add_argument("--faces", type=Path, nargs="*", help="with --lowest: the faces .h5 files")
     return parser
 
 

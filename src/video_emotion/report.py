@@ -44,6 +44,7 @@ FIGURES = {
     "faces_montage.png": "faces_montage.rst",
     "attention.png": "attention.rst",
     "face_qc.png": "face_qc.rst",
+    "face_strips.png": "face_strips.rst",
 }
 # The metric tables as HTML files, for Snakemake's report -> their caption files.
 TABLE_FILES = {"headline.html": "headline_table.rst", "comparisons.html": "comparisons_table.rst"}
@@ -54,7 +55,7 @@ PAPER_NAMES = {"res_att": "3Res-att", "c3d": "C3D", "res_att2": "3Res att2"}
 PAPER_DATASET = "enterface05"
 
 # The config's report section (defaults as in the schema); the attention keys are read by the attention stage.
-REPORT_DEFAULTS = {"faces_per_class": 6, **ATTENTION_DEFAULTS}
+REPORT_DEFAULTS = {"faces_per_class": 6, "faces_strips": 4, **ATTENTION_DEFAULTS}
 METRIC_NAMES = {"accuracy": "WAR (accuracy)", "uar": "UAR", "macro_f1": "macro-F1"}
 FAILED_DECODE = "frames:"  # faces QC reasons of videos the frames stage could not decode
 
@@ -425,6 +426,22 @@ def fig_attention(attention: dict | None) -> Figure:
     return fig
 
 
+def fig_image(png, title: str) -> Figure:
+    """A PNG that another stage drew, shown as it is (a note when it is missing)."""
+    if png is None or not Path(png).exists():
+        return _missing(f"{title}: not computed")
+    import matplotlib.image as mpimg
+
+    image = mpimg.imread(png)
+    height, width = image.shape[:2]
+    fig = Figure(figsize=(min(14.0, width / 100), min(14.0, width / 100) * height / width + 0.4))
+    ax = fig.add_axes((0, 0, 1, 0.97))
+    ax.imshow(image)
+    ax.set_axis_off()
+    fig.suptitle(title, x=0.01, ha="left", fontsize=11)
+    return fig
+
+
 def fig_face_qc(qc: pd.DataFrame) -> Figure:
     """Face-stage quality: per-video detection rate of the decoded videos (histogram) and every video's outcome:
     aligned, rejected by the face stage, or not decodable (frames stage)."""
@@ -616,12 +633,13 @@ def caption_text(path: Path) -> str:
 
 
 def build_report(out_dir: str | Path = "results/report", *, metrics=(), histories=(), qc=(), faces=(),
-                 manifest=None, rejected=None, attention=None, captions=(), params: dict | None = None) -> list[Path]:
+                 manifest=None, rejected=None, attention=None, strips=None, captions=(),
+                 params: dict | None = None) -> list[Path]:
     """Write every figure in :data:`FIGURES` (PNG + SVG), the :data:`TABLE_FILES` and ``index.html``; return the paths.
 
     Inputs are files: ``metrics`` (the metric tables, named by stem), ``histories`` (``history.parquet`` per run),
     ``qc`` and ``faces`` (per shard), ``manifest`` and ``rejected`` (the manifest stage's two tables), ``attention``
-    (the attention stage's file) and ``captions`` (caption files named as in :data:`FIGURES`). ``params``: the
+    (the attention stage's file), ``strips`` (the face_strips stage's PNG) and ``captions`` (caption files named as in :data:`FIGURES`). ``params``: the
     config's ``report`` section plus ``dataset`` (the paper comparison is flagged when it is not eNTERFACE'05) and
     ``models`` (the configured order).
     """
@@ -646,6 +664,7 @@ def build_report(out_dir: str | Path = "results/report", *, metrics=(), historie
                                                                      int(params["faces_per_class"]))),
         "attention.png": lambda: fig_attention(load_attention(attention)),
         "face_qc.png": lambda: fig_face_qc(qc_table),
+        "face_strips.png": lambda: fig_image(strips, "QC strips of the videos whose face was found least often"),
     }
     written = []
     with rc_context(STYLE):

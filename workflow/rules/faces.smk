@@ -33,3 +33,22 @@ rule faces_qc:
         "logs/faces_qc.log",
     shell:
         "python -m video_emotion collect {input:q} --out {output:q} > {log:q} 2>&1"
+
+
+# QC strips (crops over time, landmarks, detected / tracked / interpolated frames) of the videos whose face was
+# found least often: what a person checks first; the report shows them.
+rule face_strips:
+    input:
+        qc=all_faces_qc,
+        faces=all_faces,
+    output:
+        "results/faces/strips.png",
+    params:
+        lowest=config["report"]["faces_strips"],
+    conda:
+        "../../envs/faces.yaml"
+    log:
+        "logs/face_strips.log",
+    shell:
+        "python -m video_emotion faces-strip --lowest {params.lowest} --qc {input.qc:q}"
+        " --faces {input.faces:q} --out {output:q} > {log:q} 2>&1"

@@ -11,6 +11,7 @@ rule report:
         faces=all_faces,
         qc=all_faces_qc,
         attention="results/attention/attention.h5",
+        strips="results/faces/strips.png",
         captions=[
             workflow.source_path(f"../report/{caption}")
             for caption in REPORT_FIGURES.values()
@@ -48,5 +49,5 @@ rule report:
     shell:
         "python -m video_emotion --threads {threads} report --out {params.out:q} --metrics {input.metrics:q}"
         " --histories {input.histories:q} --faces {input.faces:q} --qc {input.qc:q} --manifest {input.manifest:q}"
-        " --rejected {input.rejected:q} --attention {input.attention:q} --captions {input.captions:q}"
+        " --rejected {input.rejected:q} --attention {input.attention:q} --strips {input.strips:q} --captions {input.captions:q}"
         " --params {params.report:q} > {log:q} 2>&1"

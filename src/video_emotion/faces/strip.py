@@ -92,3 +92,34 @@ def draw_strip(faces_h5: str | Path, video_id: str, out_png: str | Path, n: int 
         fig.savefig(tmp, format="png", bbox_inches="tight")
     plt.close(fig)
     return out_png
+
+
+def draw_lowest(qc_files, faces_files, out_png: str | Path, k: int = 4, n: int = 12) -> Path:
+    """One PNG with the QC strips of the ``k`` kept videos with the lowest detection rate, worst first (a note
+    instead when no video was kept), from the per-shard QC tables and faces files."""
+    import tempfile
+
+    import h5py
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.image as mpimg
+
+    qc = pd.concat([pd.read_parquet(p) for p in qc_files], ignore_index=True) if qc_files else pd.DataFrame()
+    ids = lowest_detection(qc, k) if len(qc) else []
+    where = {}
+    for path in faces_files:
+        with h5py.File(path, "r") as h5:
+            where.update({vid: path for vid in ids if vid in h5})
+    with tempfile.TemporaryDirectory() as tmp:
+        images = [mpimg.imread(draw_strip(where[vid], vid, Path(tmp) / f"{i}.png", n=n))[..., :3]
+                  for i, vid in enumerate(ids) if vid in where]
+    if not images:
+        images = [np.ones((40, 400, 3), np.float32)]
+    width = max(im.shape[1] for im in images)
+    pad = [np.pad(im, ((0, 12), (0, width - im.shape[1]), (0, 0)), constant_values=1.0) for im in images]
+    out_png = Path(out_png)
+    out_png.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(out_png) as tmp_png:
+        mpimg.imsave(tmp_png, np.clip(np.concatenate(pad), 0, 1), format="png")
+    return out_png

@@ -57,14 +57,31 @@ def cmd_manifest(args: argparse.Namespace) -> None:
 
 
 def cmd_frames(args: argparse.Namespace) -> None:
-    from video_emotion.frames import extract_frames
+    from video_emotion.frames import extract_frames, extract_many
 
     p = args.params
-    meta = extract_frames(args.video, args.out, fps=p.get("fps"), height=p.get("height"), video_id=args.out.name)
-    if meta.get("status") != "ok":
-        log.warning("%s: rejected (%s); the run goes on without it", args.video, meta.get("reason"))
+    if args.manifest is None:
+        if args.video is None or args.out is None:
+            raise SystemExit("video-emotion frames: give VIDEO OUT, or --manifest, --shard and --out")
+        metas = [extract_frames(args.video, args.out, fps=p.get("fps"), height=p.get("height"),
+                                video_id=args.out.name)]
     else:
-        log.info("%s: %d frames at %s fps", args.video, meta["n_frames"], meta["fps"])
+        import pandas as pd
+
+        if args.shard is None or args.out_root is None:
+            raise SystemExit("video-emotion frames: --manifest needs --shard and --out")
+        manifest = pd.read_parquet(args.manifest, columns=["video_id", "path", "shard"])
+        rows = manifest[manifest["shard"] == args.shard]
+        if rows.empty:
+            raise SystemExit(f"shard {args.shard!r} has no videos in {args.manifest}; rerun the manifest rule")
+        videos = [(path if os.path.isabs(path) else os.path.join(args.root, path), vid)
+                  for vid, path in zip(rows["video_id"], rows["path"], strict=True)]
+        metas = extract_many(videos, args.out_root, fps=p.get("fps"), height=p.get("height"), workers=args.workers)
+    for meta in metas:
+        if meta.get("status") != "ok":
+            log.warning("%s: rejected (%s); the run goes on without it", meta["source"], meta.get("reason"))
+        else:
+            log.info("%s: %d frames at %s fps", meta["source"], meta["n_frames"], meta["fps"])
 
 
 def cmd_faces(args: argparse.Namespace) -> None:
@@ -157,9 +174,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, help="manifest.parquet to write")
     p.add_argument("--rejected", type=Path, help="manifest_rejected.parquet to write")
 
-    p = add("frames", cmd_frames, "decode one video to frames at the configured fps and height")
-    p.add_argument("video", type=Path)
-    p.add_argument("out", type=Path, help="frames folder (000001.jpg ... and meta.json)")
+    p = add("frames", cmd_frames, "decode videos to frames at the configured fps and height: one video "
+            "(VIDEO OUT), or every video of a manifest shard in one process (--manifest, --shard, --out)")
+    p.add_argument("video", type=Path, nargs="?")
+    p.add_argument("out", type=Path, nargs="?", help="frames folder (000001.jpg ... and meta.json)")
+    p.add_argument("--manifest", type=Path, help="manifest.parquet: extract every video of --shard")
+    p.add_argument("--shard", help="the shard (subject) whose videos to extract")
+    p.add_argument("--root", type=Path, default=Path("."), help="folder the manifest's relative paths start from")
+    p.add_argument("--out", dest="out_root", type=Path, help="shard folder: one <video_id>/ folder per video")
+    p.add_argument("--workers", type=int, default=1, help="ffmpeg processes at a time (default 1)")
 
     p = add("faces", cmd_faces, "detect, track and align the faces of one shard (subject)")
     p.add_argument("--manifest", type=Path, required=True)

@@ -3,7 +3,7 @@
 ffmpeg itself resamples the frame rate and size, so a video is never held in memory whole. The binary is the one
 on PATH when there is one, else the static build that imageio-ffmpeg ships; no ffprobe is needed.
 
-The frames stage (:func:`extract_frames`) never raises on a bad video: it writes the output folder with a
+The frames stage (:func:`extract_frames`, or :func:`extract_many` for many videos in one process) never raises on a bad video: it writes the output folder with a
 ``meta.json`` whose ``status`` is ``"rejected"`` and whose ``reason`` says why, so the rest of the run continues.
 Library callers get a :class:`VideoError` from :func:`probe` and :func:`iter_frames`.
 """
@@ -14,7 +14,8 @@ import re
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
 from pathlib import Path
 
@@ -194,3 +195,27 @@ def extract_frames(path: str | Path, out_dir: str | Path, fps: float | None, hei
             meta.update(status="rejected", reason=err.reason, n_frames=0)
         write_json(meta, tmp / "meta.json")
     return meta
+
+
+def extract_many(videos: Sequence[tuple[str | Path, str]], out_root: str | Path, fps: float | None,
+                 height: int | None, quality: int = 2, workers: int = 1, progress=None) -> list[dict]:
+    """:func:`extract_frames` for many ``(path, video_id)`` pairs in one process: ``out_root/<video_id>/``.
+
+    ``workers`` ffmpeg processes run at a time (threads of this process wait on them), so a batch of videos pays
+    for one interpreter start and one import instead of one per video. Each video's folder is the one
+    :func:`extract_frames` writes, rejections included. ``out_root`` itself appears atomically, whole. Returns
+    the meta dicts in the order of ``videos``; ``progress(meta)`` is called as each video finishes.
+    """
+    out_root = Path(out_root)
+    ids = [vid for _, vid in videos]
+    if len(set(ids)) != len(ids):
+        raise ValueError(f"video ids repeat in the batch for {out_root}: every video needs its own folder")
+    with atomic_path(out_root, is_dir=True) as tmp:
+        def one(item: tuple[str | Path, str]) -> dict:
+            meta = extract_frames(item[0], tmp / item[1], fps, height, quality, video_id=item[1])
+            if progress:
+                progress(meta)
+            return meta
+
+        with ThreadPoolExecutor(max(1, int(workers))) as pool:
+            return list(pool.map(one, videos))

@@ -60,19 +60,21 @@ def manifest():
     return _read_manifest(path, os.stat(path).st_mtime_ns)
 
 
-def video_path(wildcards):
-    path = manifest().at[wildcards.video_id, "path"]
-    return path if os.path.isabs(path) else os.path.join(DATASET_ROOT_DIR, path)
-
-
 # For a CSV dataset the paths are relative to the CSV file's folder.
 DATASET_ROOT_DIR = os.path.dirname(DATASET_ROOT) if config["dataset"] == "csv" else DATASET_ROOT
 
 
-def shard_frames(wildcards):
-    m = manifest()
-    ids = m.index[m["shard"] == wildcards.shard]
-    return [f"results/frames/{vid}" for vid in ids]
+@functools.cache
+def _shard_videos(path, mtime):
+    m = _read_manifest(path, mtime)
+    full = [p if os.path.isabs(p) else os.path.join(DATASET_ROOT_DIR, p) for p in m["path"]]
+    return pd.Series(full, index=m.index).groupby(m["shard"].to_numpy()).agg(list).to_dict()
+
+
+def shard_videos(wildcards):
+    """The video files of one shard: the inputs of its frames job."""
+    path = checkpoints.manifest.get().output.manifest
+    return _shard_videos(path, os.stat(path).st_mtime_ns)[wildcards.shard]
 
 
 def all_faces(wildcards):
@@ -115,7 +117,7 @@ def train_params(wildcards):
             "model_kwargs": config["model_kwargs"].get(wildcards.model, {}),
             "folds": config["folds"],
             "classes": config["classes"],
-            "frames": config["frames"],
+            "frames": {k: config["frames"][k] for k in ("fps", "height")},
             "faces": config["faces"],
             "cache": config["cache"],
         }

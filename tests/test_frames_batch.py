@@ -1,0 +1,100 @@
+"""Many videos per frames job: the batched outputs equal one-video-at-a-time outputs, the CLI reads a manifest shard,
+and the per-shard DAG builds for a large placeholder tree."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from video_emotion.cli import main
+from video_emotion.frames import extract_frames, extract_many, ffmpeg_exe
+from video_emotion.io import read_json
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def encode(path: Path, n: int, seed: int) -> Path:
+    rng = np.random.default_rng(seed)
+    frames = rng.integers(0, 256, (n, 120, 160, 3), dtype=np.uint8)
+    subprocess.run([ffmpeg_exe(), "-v", "error", "-y", "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", "160x120",
+                    "-r", "25", "-i", "-", "-c:v", "mpeg4", "-q:v", "3", str(path)],
+                   input=frames.tobytes(), check=True)
+    return path
+
+
+@pytest.fixture(scope="module")
+def videos(tmp_path_factory) -> list[tuple[Path, str]]:
+    folder = tmp_path_factory.mktemp("videos")
+    bad = folder / "bad.avi"
+    bad.write_bytes(b"not a video" * 50)
+    return [(encode(folder / f"v{i}.avi", 20 + 5 * i, i), f"v{i}") for i in range(3)] + [(bad, "bad")]
+
+
+def folder_bytes(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.name != "meta.json"}
+
+
+def test_batched_outputs_equal_one_video_at_a_time(videos, tmp_path):
+    metas = extract_many(videos, tmp_path / "shard", fps=10, height=60, workers=3)
+    assert [m["video_id"] for m in metas] == [vid for _, vid in videos]
+    assert sorted(p.name for p in (tmp_path / "shard").iterdir()) == sorted(vid for _, vid in videos)
+    for (path, vid), meta in zip(videos, metas, strict=True):
+        one = extract_frames(path, tmp_path / "one" / vid, fps=10, height=60)
+        assert meta == one == read_json(tmp_path / "shard" / vid / "meta.json")
+        assert folder_bytes(tmp_path / "shard" / vid) == folder_bytes(tmp_path / "one" / vid)
+    assert [m["status"] for m in metas] == ["ok", "ok", "ok", "rejected"]
+    assert metas[2]["n_frames"] == 12  # 30 frames at 25 fps -> 12 at 10 fps
+
+
+def test_repeated_video_ids_are_refused_before_any_work(videos, tmp_path):
+    with pytest.raises(ValueError, match="repeat"):
+        extract_many([videos[0], videos[0]], tmp_path / "shard", fps=10, height=60)
+    assert not (tmp_path / "shard").exists()
+
+
+def test_cli_extracts_one_manifest_shard(videos, tmp_path):
+    rows = [{"video_id": vid, "path": path.name, "shard": "s1" if vid != "v2" else "s2"} for path, vid in videos]
+    pd.DataFrame(rows).to_parquet(tmp_path / "manifest.parquet")
+    main(["frames", "--manifest", str(tmp_path / "manifest.parquet"), "--shard", "s1",
+          "--root", str(videos[0][0].parent), "--out", str(tmp_path / "frames" / "s1"), "--workers", "2",
+          "--params", '{"fps": 10, "height": 60}'])
+    assert sorted(p.name for p in (tmp_path / "frames" / "s1").iterdir()) == ["bad", "v0", "v1"]
+    assert read_json(tmp_path / "frames" / "s1" / "v1" / "meta.json")["n_frames"] == 10
+
+
+def placeholder_csv(folder: Path, n_videos: int, per_subject: int = 30) -> Path:
+    """``n_videos`` zero-byte videos in ``per_subject``-video subjects, listed in a CSV dataset file."""
+    emotions = ["anger", "disgust", "fear", "happiness", "sadness", "surprise"]
+    rows = []
+    for i in range(n_videos):
+        subject = i // per_subject
+        path = folder / f"s{subject}" / f"v{i}.avi"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.touch()
+        rows.append({"path": path.relative_to(folder).as_posix(), "label": emotions[i % 6], "subject": f"s{subject}"})
+    pd.DataFrame(rows).to_csv(folder / "videos.csv", index=False)
+    return folder / "videos.csv"
+
+
+def test_dag_of_a_large_placeholder_tree_builds_one_frames_job_per_shard(tmp_path):
+    n_videos, per_subject = 3000, 30
+    csv = placeholder_csv(tmp_path / "data", n_videos, per_subject)
+    work = tmp_path / "work"
+    work.mkdir()
+    config = {"dataset": "csv", "dataset_root": str(csv), "folds": {"scheme": "kfold", "k": 5},
+              "models": ["res_att", "c3d"]}
+    (work / "config.yaml").write_text(yaml.safe_dump(config))
+    base = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "-d", str(work), "--cores", "1"]
+    subprocess.run([*base, "results/manifest.parquet"], check=True, capture_output=True)
+    dry = subprocess.run([*base, "-n", "--quiet", "rules"], capture_output=True, text=True)
+    assert dry.returncode == 0, dry.stderr[-3000:]
+    stats = dict(line.split() for line in dry.stdout.split("Job stats:")[-1].splitlines() if len(line.split()) == 2)
+    shards = n_videos // per_subject
+    assert int(stats["frames"]) == shards and int(stats["faces"]) == shards, stats
+    assert int(stats["train"]) == 2 * 5, stats

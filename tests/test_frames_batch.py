@@ -58,14 +58,14 @@ def test_repeated_video_ids_are_refused_before_any_work(videos, tmp_path):
     assert not (tmp_path / "shard").exists()
 
 
-def test_cli_extracts_one_manifest_shard(videos, tmp_path):
-    rows = [{"video_id": vid, "path": path.name, "shard": "s1" if vid != "v2" else "s2"} for path, vid in videos]
-    pd.DataFrame(rows).to_parquet(tmp_path / "manifest.parquet")
-    main(["frames", "--manifest", str(tmp_path / "manifest.parquet"), "--shard", "s1",
-          "--root", str(videos[0][0].parent), "--out", str(tmp_path / "frames" / "s1"), "--workers", "2",
+def test_cli_extracts_many_videos_in_one_process(videos, tmp_path):
+    paths = [str(path) for path, _ in videos[:3]]
+    main(["frames", *paths, "--ids", "a", "b", "c", "--out", str(tmp_path / "s1"), "--workers", "2",
           "--params", '{"fps": 10, "height": 60}'])
-    assert sorted(p.name for p in (tmp_path / "frames" / "s1").iterdir()) == ["bad", "v0", "v1"]
-    assert read_json(tmp_path / "frames" / "s1" / "v1" / "meta.json")["n_frames"] == 10
+    assert sorted(p.name for p in (tmp_path / "s1").iterdir()) == ["a", "b", "c"]
+    assert read_json(tmp_path / "s1" / "b" / "meta.json")["n_frames"] == 10
+    with pytest.raises(SystemExit, match="3 videos but 2 --ids"):
+        main(["frames", *paths, "--ids", "a", "b", "--out", str(tmp_path / "s2")])
 
 
 def placeholder_csv(folder: Path, n_videos: int, per_subject: int = 30) -> Path:

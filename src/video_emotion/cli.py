@@ -57,26 +57,21 @@ def cmd_manifest(args: argparse.Namespace) -> None:
 
 
 def cmd_frames(args: argparse.Namespace) -> None:
+    # Imports stay light (no numpy, no pandas): a frames job's start-up counts against its videos' decoding time.
     from video_emotion.frames import extract_frames, extract_many
 
-    p = args.params
-    if args.manifest is None:
-        if args.video is None or args.out is None:
-            raise SystemExit("video-emotion frames: give VIDEO OUT, or --manifest, --shard and --out")
-        metas = [extract_frames(args.video, args.out, fps=p.get("fps"), height=p.get("height"),
-                                video_id=args.out.name)]
+    p, videos = args.params, args.videos
+    if args.out is None:  # VIDEO OUT
+        if len(videos) != 2:
+            raise SystemExit("video-emotion frames: give VIDEO OUT, or VIDEO... --out DIR [--ids ID...]")
+        metas = [extract_frames(videos[0], videos[1], fps=p.get("fps"), height=p.get("height"),
+                                video_id=videos[1].name)]
     else:
-        import pandas as pd
-
-        if args.shard is None or args.out_root is None:
-            raise SystemExit("video-emotion frames: --manifest needs --shard and --out")
-        manifest = pd.read_parquet(args.manifest, columns=["video_id", "path", "shard"])
-        rows = manifest[manifest["shard"] == args.shard]
-        if rows.empty:
-            raise SystemExit(f"shard {args.shard!r} has no videos in {args.manifest}; rerun the manifest rule")
-        videos = [(path if os.path.isabs(path) else os.path.join(args.root, path), vid)
-                  for vid, path in zip(rows["video_id"], rows["path"], strict=True)]
-        metas = extract_many(videos, args.out_root, fps=p.get("fps"), height=p.get("height"), workers=args.workers)
+        ids = args.ids or [v.stem for v in videos]
+        if len(ids) != len(videos):
+            raise SystemExit(f"video-emotion frames: {len(videos)} videos but {len(ids)} --ids")
+        metas = extract_many(list(zip(videos, ids, strict=True)), args.out, fps=p.get("fps"),
+                             height=p.get("height"), workers=args.workers)
     for meta in metas:
         if meta.get("status") != "ok":
             log.warning("%s: rejected (%s); the run goes on without it", meta["source"], meta.get("reason"))
@@ -174,14 +169,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, help="manifest.parquet to write")
     p.add_argument("--rejected", type=Path, help="manifest_rejected.parquet to write")
 
-    p = add("frames", cmd_frames, "decode videos to frames at the configured fps and height: one video "
-            "(VIDEO OUT), or every video of a manifest shard in one process (--manifest, --shard, --out)")
-    p.add_argument("video", type=Path, nargs="?")
-    p.add_argument("out", type=Path, nargs="?", help="frames folder (000001.jpg ... and meta.json)")
-    p.add_argument("--manifest", type=Path, help="manifest.parquet: extract every video of --shard")
-    p.add_argument("--shard", help="the shard (subject) whose videos to extract")
-    p.add_argument("--root", type=Path, default=Path("."), help="folder the manifest's relative paths start from")
-    p.add_argument("--out", dest="out_root", type=Path, help="shard folder: one <video_id>/ folder per video")
+    p = add("frames", cmd_frames, "decode videos to JPEG frames at the configured fps and height: VIDEO OUT for "
+            "one, or VIDEO... --out DIR for many in one process (DIR/<id>/ each)")
+    p.add_argument("videos", type=Path, nargs="+", metavar="VIDEO")
+    p.add_argument("--out", type=Path, help="folder of one <id>/ folder per video (000001.jpg ... and meta.json)")
+    p.add_argument("--ids", nargs="+", help="the videos' ids, in order (default: their file names' stems)")
     p.add_argument("--workers", type=int, default=1, help="ffmpeg processes at a time (default 1)")
 
     p = add("faces", cmd_faces, "detect, track and align the faces of one shard (subject)")

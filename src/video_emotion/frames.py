@@ -18,9 +18,10 @@ from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import ffmpeg
-import numpy as np
+if TYPE_CHECKING:
+    import numpy as np
 
 from video_emotion.io import atomic_path, write_json
 
@@ -105,23 +106,21 @@ def output_size(width: int, height: int, out_height: int | None) -> tuple[int, i
     return out_width, int(out_height)
 
 
-def _resampled(path: Path, fps: float | None, size: tuple[int, int] | None):
-    stream = ffmpeg.input(str(path))
-    if fps:
-        stream = stream.filter("fps", fps=fps)
-    if size:
-        stream = stream.filter("scale", size[0], size[1])
-    return stream
+def _command(path: Path, fps: float | None, height: int | None, *output: str) -> list[str]:
+    """The one ffmpeg command line of this module: decode ``path``, resample (fps, then scale to ``height`` with
+    the aspect kept and an even width), write ``output``. Built by hand: a frames job imports nothing else."""
+    filters = ([f"fps={fps}"] if fps else []) + ([f"scale=-2:{int(height)}"] if height else [])
+    return [ffmpeg_exe(), "-hide_banner", "-nostdin", "-y", "-i", str(path),
+            *(["-vf", ",".join(filters)] if filters else []), *output]
 
 
 def iter_frames(path: str | Path, fps: float | None = None, height: int | None = None) -> Iterator[np.ndarray]:
     """Yield the RGB uint8 frames (H, W, 3) of a video, resampled by ffmpeg, one at a time from a pipe."""
+    import numpy as np
+
     info = probe(path)
     width, out_height = output_size(info["width"], info["height"], height)
-    stream = _resampled(Path(path), fps, (-2, height) if height else None).output(
-        "pipe:", format="rawvideo", pix_fmt="rgb24")
-    args = ffmpeg.compile(stream, cmd=ffmpeg_exe(), overwrite_output=True)
-    args[1:1] = ["-hide_banner", "-nostdin", "-loglevel", "error"]
+    args = _command(Path(path), fps, height, "-loglevel", "error", "-f", "rawvideo", "-pix_fmt", "rgb24", "pipe:")
     frame_bytes = width * out_height * 3
     with tempfile.TemporaryFile() as err:
         proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=err)
@@ -146,10 +145,8 @@ def iter_frames(path: str | Path, fps: float | None = None, height: int | None =
 
 def _decode_to_jpegs(path: Path, folder: Path, fps: float | None, height: int | None, quality: int) -> tuple[dict, int]:
     """One ffmpeg run writes the frames as ``000001.jpg ...`` into ``folder``; the header comes from its log."""
-    stream = _resampled(path, fps, (-2, height) if height else None)
-    stream = stream.output(str(folder / "%06d.jpg"), **{"q:v": quality, "start_number": 1})
-    args = ffmpeg.compile(stream, cmd=ffmpeg_exe(), overwrite_output=True)
-    args[1:1] = ["-hide_banner", "-nostdin", "-nostats"]
+    args = _command(path, fps, height, "-nostats", "-q:v", str(quality), "-start_number", "1",
+                    str(folder / "%06d.jpg"))
     proc = subprocess.run(args, capture_output=True, text=True, errors="replace")
     header = _parse_header(path, proc.stderr)
     n_frames = sum(1 for _ in folder.glob("*.jpg"))

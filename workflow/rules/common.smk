@@ -65,16 +65,31 @@ DATASET_ROOT_DIR = os.path.dirname(DATASET_ROOT) if config["dataset"] == "csv" e
 
 
 @functools.cache
-def _shard_videos(path, mtime):
+def _shards(path, mtime):
+    """shard -> (video files, video ids), in manifest order."""
     m = _read_manifest(path, mtime)
     full = [p if os.path.isabs(p) else os.path.join(DATASET_ROOT_DIR, p) for p in m["path"]]
-    return pd.Series(full, index=m.index).groupby(m["shard"].to_numpy()).agg(list).to_dict()
+    shards = {}
+    for vid, video, shard in zip(m.index, full, m["shard"]):
+        paths, ids = shards.setdefault(shard, ([], []))
+        paths.append(video)
+        ids.append(vid)
+    return shards
+
+
+def _shard(wildcards):
+    path = checkpoints.manifest.get().output.manifest
+    return _shards(path, os.stat(path).st_mtime_ns)[wildcards.shard]
 
 
 def shard_videos(wildcards):
     """The video files of one shard: the inputs of its frames job."""
-    path = checkpoints.manifest.get().output.manifest
-    return _shard_videos(path, os.stat(path).st_mtime_ns)[wildcards.shard]
+    return _shard(wildcards)[0]
+
+
+def shard_ids(wildcards):
+    """The video ids of one shard, in the order of shard_videos."""
+    return _shard(wildcards)[1]
 
 
 def all_faces(wildcards):

@@ -9,13 +9,12 @@ FRAMES_DIR = directory("results/frames/{shard}")
 
 rule frames:
     input:
-        manifest="results/manifest.parquet",
         videos=shard_videos,
     output:
         FRAMES_DIR if KEEP_FRAMES else temp(FRAMES_DIR),
     params:
         frames=as_json({k: config["frames"][k] for k in ("fps", "height")}),
-        root=DATASET_ROOT_DIR,
+        ids=shard_ids,
     threads: 2
     conda:
         "../../envs/frames.yaml"
@@ -24,5 +23,5 @@ rule frames:
     benchmark:
         "results/benchmarks/frames/{shard}.tsv"
     shell:
-        "video-emotion frames --manifest {input.manifest:q} --shard {wildcards.shard} --root {params.root:q}"
-        " --out {output:q} --workers {threads} --params {params.frames:q} > {log:q} 2>&1"
+        "video-emotion frames {input.videos:q} --ids {params.ids} --out {output:q} --workers {threads}"
+        " --params {params.frames:q} > {log:q} 2>&1"

@@ -8,7 +8,6 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
 import yaml
 
@@ -17,6 +16,8 @@ from video_emotion.frames import extract_frames, extract_many, ffmpeg_exe
 from video_emotion.io import read_json
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from dag import placeholder_csv  # noqa: E402  (the benchmark's placeholder tree)
 
 
 def encode(path: Path, n: int, seed: int) -> Path:
@@ -66,20 +67,6 @@ def test_cli_extracts_many_videos_in_one_process(videos, tmp_path):
     assert read_json(tmp_path / "s1" / "b" / "meta.json")["n_frames"] == 10
     with pytest.raises(SystemExit, match="3 videos but 2 --ids"):
         main(["frames", *paths, "--ids", "a", "b", "--out", str(tmp_path / "s2")])
-
-
-def placeholder_csv(folder: Path, n_videos: int, per_subject: int = 30) -> Path:
-    """``n_videos`` zero-byte videos in ``per_subject``-video subjects, listed in a CSV dataset file."""
-    emotions = ["anger", "disgust", "fear", "happiness", "sadness", "surprise"]
-    rows = []
-    for i in range(n_videos):
-        subject = i // per_subject
-        path = folder / f"s{subject}" / f"v{i}.avi"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.touch()
-        rows.append({"path": path.relative_to(folder).as_posix(), "label": emotions[i % 6], "subject": f"s{subject}"})
-    pd.DataFrame(rows).to_csv(folder / "videos.csv", index=False)
-    return folder / "videos.csv"
 
 
 def test_dag_of_a_large_placeholder_tree_builds_one_frames_job_per_shard(tmp_path):

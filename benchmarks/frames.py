@@ -178,12 +178,14 @@ def main() -> None:
                 w = workflow_stage(videos, tmp / "workflow", args.rounds)
                 table.row("[enterface] snakemake frames stage (2 shards, --cores 2) / bare 2 at a time, wall",
                           w["stage wall"] / w["bare wall"], note=f"{w['stage wall']:.2f} s vs {w['bare wall']:.2f} s")
-                table.row("[enterface] the same less snakemake's own start-up (its dry run)",
-                          (w["stage wall"] - w["dry run wall"]) / w["bare wall"], f"<= {LIMIT}",
-                          ok=(w["stage wall"] - w["dry run wall"]) / w["bare wall"] <= LIMIT,
+                table.row("[enterface] the same less snakemake's own start-up (its dry run), wall",
+                          (w["stage wall"] - w["dry run wall"]) / w["bare wall"],
                           note=f"dry run {w['dry run wall']:.2f} s")
                 table.row("[enterface] snakemake frames stage / bare, CPU", w["stage cpu"] / w["bare cpu"],
-                          note=f"{w['stage cpu']:.2f} s vs {w['bare cpu']:.2f} s; dry run {w['dry run cpu']:.2f} s")
+                          note=f"{w['stage cpu']:.2f} s vs {w['bare cpu']:.2f} s")
+                ratio = (w["stage cpu"] - w["dry run cpu"]) / w["bare cpu"]
+                table.row("[enterface] the same less snakemake's own start-up (its dry run), CPU", ratio,
+                          f"<= {LIMIT}", ok=ratio <= LIMIT, note=f"dry run {w['dry run cpu']:.2f} s CPU")
             shutil.rmtree(folder)
     table.extra(videos=args.videos, seconds=args.seconds, rounds=args.rounds, workers=args.workers)
     sys.exit(table.finish())

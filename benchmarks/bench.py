@@ -204,3 +204,45 @@ def matmul_gflops(n: int = 1024, repeats: int = 5) -> float:
         a @ b
         best = min(best, time.process_time() - t)
     return 2 * n**3 / max(best, 1e-9) / 1e9
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Reading the records back: `python benchmarks/bench.py [NAME ...] [--last 2]` prints Markdown tables side by side
+
+
+def markdown(name: str, last: int = 2, out: Path | None = None) -> str:
+    """The last ``last`` runs of benchmark ``name`` as one Markdown table: a measured column per run."""
+    path = Path(out or OUT) / f"{name}.jsonl"
+    runs = [json.loads(line) for line in path.read_text().splitlines() if line.strip()][-last:]
+    names = list(dict.fromkeys(r["name"] for run in runs for r in run["rows"]))
+    by_run = [{r["name"]: r for r in run["rows"]} for run in runs]
+    head = "| figure | " + " | ".join(f"run {i + 1}" for i in range(len(runs))) + " | limit | verdict |"
+    lines = [head, "|---|" + "---:|" * len(runs) + "---|---|"]
+    for n in names:
+        cells, limit, verdicts = [], "-", []
+        for rows in by_run:
+            r = rows.get(n)
+            if r is None:
+                cells.append("")
+                continue
+            value = r["measured"]
+            value = f"{value:,.4g}" if isinstance(value, (int, float)) and not isinstance(value, bool) else str(value)
+            cells.append(f"{value} {r['unit']}".strip())
+            limit = r["limit"]
+            verdicts.append("-" if r["ok"] is None else "ok" if r["ok"] else "MISSED")
+        verdict = "-" if set(verdicts) <= {"-"} else ", ".join(verdicts)
+        lines.append(f"| {n} | " + " | ".join(cells) + f" | {limit} | {verdict} |")
+    machines = "; ".join(f"run {i + 1}: {r['machine']['date']}, load {r['machine']['load_avg']}"
+                         for i, r in enumerate(runs))
+    return "\n".join(lines) + f"\n\n{runs[-1]['machine']['cpu']}, {runs[-1]['machine']['cores']} cores. {machines}.\n"
+
+
+if __name__ == "__main__":
+    import argparse
+
+    parser = argparse.ArgumentParser(description="Markdown tables of the recorded benchmark runs")
+    parser.add_argument("names", nargs="*", help="benchmarks (default: every record in the out folder)")
+    parser.add_argument("--last", type=int, default=2)
+    args = parser.parse_args()
+    for name in args.names or sorted(p.stem for p in OUT.glob("*.jsonl")):
+        print(f"### {name}\n\n{markdown(name, args.last)}")

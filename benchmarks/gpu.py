@@ -1,7 +1,7 @@
-"""One GPU, under 5 minutes: bf16 training step rate of every model of the enterface05 preset (plain, channels_last_3d,
-channels_last_3d + torch.compile), the device-resident data path's rate, and peak memory, in one table.
+"""One GPU, under 5 minutes: bf16 training step rate of every model of the enterface05 preset (plain, channels_last_3d;
+res_att also channels_last_3d + torch.compile, every model with --compile-all), the device-resident data path's rate, and peak memory, in one table.
 
-    python benchmarks/gpu.py [--models res_att c3d] [--batch 16] [--seconds 3] [--no-compile]
+    python benchmarks/gpu.py [--models res_att c3d] [--batch 16] [--seconds 3] [--no-compile | --compile-all]
 
 Paper-size clips (16 x 112 x 112), the preset's model widths, bf16 autocast, AdamW. The data path: a clip cache of
 paper-size face-like frames held on the GPU (device_data.DeviceLoader) with normalisation, as train() runs it with
@@ -59,7 +59,9 @@ def main() -> None:
     parser.add_argument("--models", nargs="+", help="default: every model of the enterface05 preset")
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--seconds", type=float, default=3.0, help="time each variant at least this long")
-    parser.add_argument("--no-compile", action="store_true", help="skip the torch.compile variants")
+    parser.add_argument("--no-compile", action="store_true", help="skip the torch.compile variant")
+    parser.add_argument("--compile-all", action="store_true",
+                        help="torch.compile every model (default: res_att only; compiling costs ~1 min per model)")
     parser.add_argument("--device", default="cuda", help="cpu: check the script itself on a machine without a GPU")
     args = parser.parse_args()
     if args.device == "cuda" and not torch.cuda.is_available():
@@ -86,6 +88,8 @@ def main() -> None:
         kwargs = preset["model_kwargs"].get(name, {})
         _, flops = count_flops(name, kwargs, 1, clip, backward=True)
         for label, channels_last, compile_ in variants:
+            if compile_ and name != "res_att" and not args.compile_all:
+                continue
             if cuda:
                 torch.cuda.empty_cache()
                 torch.cuda.reset_peak_memory_stats(device)

@@ -1,5 +1,8 @@
-"""One GPU, under 5 minutes: bf16 training step rate of every model of the enterface05 preset (plain, channels_last_3d;
-res_att also channels_last_3d + torch.compile, every model with --compile-all), the device-resident data path's rate, and peak memory, in one table.
+"""One GPU, under 5 minutes: bf16 training step rate of every model of the enterface05 preset, the device-resident data
+path's rate, and peak memory, in one table.
+
+Each model plain and in channels_last_3d; res_att also channels_last_3d + torch.compile (every model with
+--compile-all: compiling costs about a minute per model).
 
     python benchmarks/gpu.py [--models res_att c3d] [--batch 16] [--seconds 3] [--no-compile | --compile-all]
 

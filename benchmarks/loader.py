@@ -1,15 +1,19 @@
-"""Does the clip loader keep up with training? Loader clips/s (0, 1, 2 workers) vs the demo model's step rate.
+"""Does the data path keep up with training? Clips/s of both data paths against the model's step rate, at the demo's
+size and the paper's (16 x 112 x 112 clips), on this CPU; then, on paper, for one H200.
 
-Measures, on the demo's shapes (70 training videos of 20 frames, 8 x 64 x 64 clips, batch 16):
-  raw h5py    random clip reads of the same bytes, no decoding or augmentation (the ceiling);
-  loader      ClipDataset(train=True) through a DataLoader: read, random crop + resize, flip, draw the jitter;
-              items are uint8 clips (a quarter of float32's bytes to move between processes);
-  step        normalize_clip on the uint8 batch (jitter + normalisation, where training runs it), then res_att (the
-              demo size) forward + backward + AdamW step on the CPU;
-and prints the limit beside each figure (loader >= 10x step rate), then an on-paper estimate of the loader rate
-one H200 needs for the paper-size model.
+  raw h5py     random clip reads of the same bytes, nothing else (the ceiling of the loader path)
+  loader       ClipDataset(train=True) through a DataLoader (0, 1, 2 workers): read, random crop + resize, flip,
+               jitter draw, collate; then normalize_clip on the batch (where training runs it)
+  device       the device-resident path (device_data.DeviceLoader): frames held in memory, clips drawn by one
+               gather per batch, normalize_clip on the batch; here the "device" is this CPU
+  host side    the part of the device path that stays on the CPU with a GPU: ClipDataset.draw per clip (seeded
+               numpy draws) and the batch's index arrays, timed with the frames on torch's meta device
+  step         the configured model's forward + backward + AdamW step, one torch thread (benchmarks/models.py)
 
-    python benchmarks/loader.py [--cache results/cache/clips.h5] [--threads 2]
+    python benchmarks/loader.py [--sizes demo paper] [--cache results/cache/clips.h5]
+
+Limits: on this CPU, each data path >= 10x the model's step rate; on paper, the device path's host-side rate
+>= the clip rate one H200 needs for the preset's res_att (at 35% of its dense bf16 peak).
 """
 
 from __future__ import annotations
@@ -25,17 +29,33 @@ from pathlib import Path
 import h5py
 import numpy as np
 import torch
+import yaml
 from torch.utils.data import DataLoader
 
 sys.path.insert(0, str(Path(__file__).parent))
+from bench import Table  # noqa: E402
 from cache_layout import face_videos, read_rate  # noqa: E402
+from models import step_rate  # noqa: E402
 
 from video_emotion.cache import ClipDataset, normalize_clip, read_index  # noqa: E402
-from video_emotion.models import create_model  # noqa: E402
+from video_emotion.device_data import DeviceClips, DeviceLoader  # noqa: E402
+from video_emotion.models.table import count_flops  # noqa: E402
 
-DEMO_MODEL = {"width": 8, "layers": (1, 1, 1, 1)}
-PAPER_MODEL = {}  # the P3D-ResNet-50 trunk with attention: the model's defaults
-PAPER_CLIP = (16, 112, 112)
+REPO = Path(__file__).resolve().parents[1]
+H200_BF16, MFU = 989e12, 0.35  # dense bf16 tensor-core peak; a fair utilisation for 3D convolutions
+FACTOR = 10
+
+
+def sizes() -> dict:
+    """size: (videos, frames per video, crop, clip_len, batch, model, model kwargs, step batch) from the configs."""
+    demo = yaml.safe_load((REPO / "config.yaml").read_text())
+    preset = yaml.safe_load((REPO / "workflow/presets/enterface05.yaml").read_text())
+    return {
+        "demo": (70, 20, demo["faces"]["crop_size"], demo["cache"]["clip_len"], 16, "res_att",
+                 demo["model_kwargs"]["res_att"], 16),
+        "paper": (40, 32, preset["faces"]["crop_size"], preset["cache"]["clip_len"], 16, "res_att",
+                  preset["model_kwargs"]["res_att"], 2),
+    }
 
 
 def write_cache(path: Path, n_videos: int, n_frames: int, size: int, clip_len: int) -> None:
@@ -55,6 +75,33 @@ def write_cache(path: Path, n_videos: int, n_frames: int, size: int, clip_len: i
                        chunk_frames=clip_len, compression="None")
 
 
+def device_rate(cache: Path, clip_len: int, batch: int, epochs: int = 2) -> float:
+    """Clips/s of the device path on this CPU, normalisation included (the copy into memory not counted)."""
+    ds = ClipDataset(cache, clip_len=clip_len, train=True, clips_per_video=2)
+    loader = DeviceLoader(DeviceClips(ds, "cpu"), batch, drop_last=True)
+    n, t0 = 0, time.perf_counter()
+    for epoch in range(epochs):
+        ds.set_epoch(epoch)
+        for frames, _, _, jitter in loader:
+            normalize_clip(frames, jitter[:, 0], jitter[:, 1])
+            n += len(frames)
+    return n / (time.perf_counter() - t0)
+
+
+def host_rate(cache: Path, clip_len: int, batch: int, epochs: int = 3) -> float:
+    """Clips/s of the device path's host-side work alone (draws, index arrays, the batch's small tensors): the
+    device path with its frames on torch's meta device, where the gather itself costs nothing."""
+    ds = ClipDataset(cache, clip_len=clip_len, train=True, clips_per_video=2)
+    loader = DeviceLoader(DeviceClips(ds, "meta"), batch, drop_last=True)
+    next(iter(loader))  # first-call overheads
+    n, t0 = 0, time.perf_counter()
+    for epoch in range(epochs):
+        ds.set_epoch(epoch)
+        for frames, _, _, _ in loader:
+            n += len(frames)
+    return n / (time.perf_counter() - t0)
+
+
 def loader_rate(cache: Path, clip_len: int, workers: int, batch: int, epochs: int = 3) -> float:
     """Steady-state clips/s: workers kept alive and warmed up by one epoch (start-up is ~1 s per worker)."""
     ds = ClipDataset(cache, clip_len=clip_len, train=True, clips_per_video=2)
@@ -63,82 +110,54 @@ def loader_rate(cache: Path, clip_len: int, workers: int, batch: int, epochs: in
         pass
     n, t0 = 0, time.perf_counter()
     for _ in range(epochs):
-        for x, _, _, _ in loader:
+        for x, _, _, jitter in loader:
+            normalize_clip(x, jitter[:, 0], jitter[:, 1])
             n += len(x)
     return n / (time.perf_counter() - t0)
 
 
-def step_rate(model_kwargs: dict, clip: tuple[int, int, int], batch: int, steps: int = 5) -> float:
-    torch.manual_seed(0)
-    model = create_model("res_att", 6, **model_kwargs)
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
-    frames = torch.randint(0, 256, (batch, *clip, 3), dtype=torch.uint8)
-    gain, bias = 1 + 0.1 * torch.rand(batch, dtype=torch.float64), 0.1 * torch.rand(batch, dtype=torch.float64)
-    y = torch.randint(0, 6, (batch,))
-    for i in range(steps + 1):
-        if i == 1:
-            t0 = time.perf_counter()  # the first step warms up
-        loss = torch.nn.functional.cross_entropy(model(normalize_clip(frames, gain, bias)), y)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    return batch * steps / (time.perf_counter() - t0)
-
-
-def train_flops_per_clip(model_kwargs: dict, clip: tuple[int, int, int]) -> float:
-    """Forward + backward FLOPs of one clip (3x the forward FLOPs, counted by torch)."""
-    from torch.utils.flop_counter import FlopCounterMode
-
-    model = create_model("res_att", 6, **model_kwargs).eval()
-    with torch.no_grad(), FlopCounterMode(display=False) as counter:
-        model(torch.randn(1, 3, *clip))
-    return 3.0 * counter.get_total_flops()
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--cache", type=Path, help="an existing clip cache (default: a demo-size one made here)")
-    ap.add_argument("--clip-len", type=int, default=8)
-    ap.add_argument("--batch", type=int, default=16)
-    ap.add_argument("--threads", type=int, default=torch.get_num_threads(), help="torch threads for the step")
+    ap.add_argument("--sizes", nargs="+", default=["demo", "paper"], choices=["demo", "paper"])
+    ap.add_argument("--cache", type=Path, help="an existing clip cache instead of the demo-size one made here")
     args = ap.parse_args()
-    torch.set_num_threads(args.threads)
-
-    with tempfile.TemporaryDirectory() as tmp:
-        cache = args.cache
-        if cache is None:
-            cache = Path(tmp) / "clips.h5"
-            write_cache(cache, 70, 20, 64, args.clip_len)
-        index, attrs = read_index(cache)
-        size = int(attrs["crop_size"])
-        raw = read_rate(cache, args.clip_len, index["length"].to_numpy(), index["start"].to_numpy(), n=2000)
-        loaders = {w: loader_rate(cache, args.clip_len, w, args.batch) for w in (0, 1, 2)}
-    step = step_rate(DEMO_MODEL, (args.clip_len, size, size), args.batch)
-
-    print(f"{len(index)} videos, clips {args.clip_len}x{size}x{size}, batch {args.batch}, "
-          f"{args.threads} torch thread(s) for the step")
-    print(f"{'what':<28} {'clips/s':>9} {'limit':>22} {'ok':>3}")
-    print(f"{'demo model train step':<28} {step:>9.1f} {'':>22}")
-    print(f"{'raw h5py clip reads':<28} {raw:>9.0f} {'>= loader':>22} {'yes' if raw >= max(loaders.values()) else 'NO':>3}")
-    for w, rate in loaders.items():
-        ok = "yes" if rate >= 10 * step else "NO"
-        print(f"{f'loader, {w} worker(s)':<28} {rate:>9.0f} {f'>= 10 x step = {10 * step:.0f}':>22} {ok:>3}")
-
-    # On paper: the paper-size model on one H200.
-    flops = train_flops_per_clip(PAPER_MODEL, PAPER_CLIP)
-    peak, mfu = 989e12, 0.35  # H200 dense bf16 tensor-core peak; a fair utilisation for 3D convolutions
-    gpu = peak * mfu / flops
-    clip_mb = math.prod(PAPER_CLIP) * 3 / 1e6
-    per_worker = loaders[0]  # one process' read + crop/flip rate at demo size; scale by pixels for 112 x 112
-    per_worker_paper = per_worker * (args.clip_len * size * size) / math.prod(PAPER_CLIP)
-    print(f"\nOn paper, one H200, paper-size res_att (P3D-ResNet-50 trunk + attention), clips {PAPER_CLIP}:")
-    print(f"  {flops / 1e9:.0f} GFLOP per training clip (3x forward); at {mfu:.0%} of {peak / 1e12:.0f} TFLOP/s "
-          f"bf16 -> about {gpu:.0f} clips/s")
-    print(f"  the loader must deliver >= {gpu:.0f} clips/s = {gpu * clip_mb:.0f} MB/s of uint8 frames from the cache")
-    print(f"  one CPU loader process here does ~{per_worker_paper:.0f} paper-size clips/s (scaled by pixels) -> "
-          f"about {math.ceil(gpu / max(per_worker_paper, 1e-9))} workers")
-    print("  jitter + normalisation already run on the training device (normalize_clip on the uint8 batch); "
-          "crop/flip could follow")
+    torch.set_num_threads(1)
+    table = Table("loader", "clips/s on this CPU, one torch thread; batch 16; the step: forward + backward + AdamW")
+    for size in args.sizes:
+        n_videos, n_frames, crop, clip_len, batch, model, kwargs, step_batch = sizes()[size]
+        with tempfile.TemporaryDirectory() as tmp:
+            cache = args.cache if args.cache and size == "demo" else Path(tmp) / "clips.h5"
+            if cache == Path(tmp) / "clips.h5":
+                write_cache(cache, n_videos, n_frames, crop, clip_len)
+            index, attrs = read_index(cache)
+            crop, clip = int(attrs["crop_size"]), (clip_len, int(attrs["crop_size"]), int(attrs["crop_size"]))
+            raw = read_rate(cache, clip_len, index["length"].to_numpy(), index["start"].to_numpy(), n=1000)
+            loaders = {w: loader_rate(cache, clip_len, w, batch, epochs=2) for w in (0, 1, 2)}
+            device = device_rate(cache, clip_len, batch)
+            draws = host_rate(cache, clip_len, batch)
+        step = step_rate(model, kwargs, step_batch, clip, torch.device("cpu"), min_seconds=3)["wall"]
+        what = f"{len(index)} videos, clips {'x'.join(map(str, clip))}"
+        table.row(f"[{size}] model step ({model})", step, unit="clips/s", note=f"{what}; batch {step_batch}")
+        table.row(f"[{size}] raw h5py clip reads", raw, unit="clips/s")
+        for w, rate in loaders.items():
+            table.row(f"[{size}] loader, {w} worker(s)", rate, f">= {FACTOR} x step", ok=rate >= FACTOR * step,
+                      unit="clips/s")
+        table.row(f"[{size}] device path (on this CPU)", device, f">= {FACTOR} x step", ok=device >= FACTOR * step,
+                  unit="clips/s")
+        table.row(f"[{size}] device path, host-side work alone", draws, unit="clips/s",
+                  note="what stays on the CPU with a GPU: draws, index arrays (frames on the meta device)")
+        if size == "paper":
+            _, flops = count_flops(model, kwargs, 1, clip, backward=True)
+            need = H200_BF16 * MFU / flops
+            clip_mb = math.prod(clip) * 3 / 1e6
+            table.row("[paper] one H200 needs (on paper)", need, unit="clips/s",
+                      note=f"{flops / 1e9:.0f} GFLOP per training clip at {MFU:.0%} of {H200_BF16 / 1e12:.0f} "
+                           f"TFLOP/s; {need * clip_mb / 1e3:.1f} GB/s of uint8 frames")
+            table.row("[paper] H200, device path: host-side rate / need", draws / need, ">= 1", ok=draws >= need,
+                      note="the gather and normalisation run on the GPU (~5 MB of memory traffic per clip)")
+            table.row("[paper] H200, loader path: workers needed", math.ceil(need / max(loaders[0], 1e-9)),
+                      note=f"at {loaders[0]:.0f} clips/s per loader process (0 workers, here)")
+    sys.exit(table.finish())
 
 
 if __name__ == "__main__":

@@ -1,40 +1,53 @@
-"""Training speed of every registered model: forward+backward clips/s and the share of the machine's matmul rate.
+"""Training speed of the models a run trains: forward + backward + AdamW clips/s and the share of the machine's
+matmul rate, one torch thread per process (as the rules run jobs side by side on a CPU).
 
-    python benchmarks/models.py            # all models (a few minutes on 2 CPU cores)
-    python benchmarks/models.py --quick    # the demo model and res_att only
+    python benchmarks/models.py                   # the demo's model, then every model of the enterface05 preset
+    python benchmarks/models.py --quick           # the demo's model and the preset's res_att only
+    python benchmarks/models.py --threads 2       # another thread count (said in the output)
 
-FLOPs per step are counted with torch.utils.flop_counter.FlopCounterMode on the meta device (2 FLOPs per
-multiply-add, backward included, the optimizer's elementwise update not); the reference rate is the best of a few square fp32 matmuls measured in the same run. Models run in
-channels_last_3d (``optimize_for_device``). On a CUDA device the same is measured in bf16 autocast against the bf16
-matmul rate. Sizes: the demo model at batch 16 on 8x64x64 clips, and the paper-width models (width 64, one block
-per stage for the P3D family; C3D as published) at batch 8 on 16x112x112 clips.
+The models and their keyword arguments are read from config.yaml (the demo) and workflow/presets/enterface05.yaml
+(the paper's setup, e.g. res_att at width 64 with [3, 4, 6, 3] blocks), so the figures follow the configs. FLOPs
+per step are counted with FlopCounterMode on the meta device (2 per multiply-add, backward included, the
+optimizer's update not). The reference is the best of 5 square fp32 matmuls (1024 x 1024) with the same threads,
+taken just before and just after each model; the share is against their mean, and both are printed, so a load
+change during a model shows. Limits: the demo model >= 12.5 clips/s (5 epochs of 150 clips in a minute); every
+paper-size model >= 30% of the matmul rate (FLOP-bound, as a conv net should be).
 """
 
 from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import time
 from contextlib import nullcontext
+from pathlib import Path
 
 import torch
+import yaml
 
-from video_emotion.models import create_model, list_models, optimize_for_device
-from video_emotion.models.table import count_flops
+sys.path.insert(0, str(Path(__file__).parent))
+from bench import Table, matmul_gflops  # noqa: E402
 
+from video_emotion.models import create_model, optimize_for_device  # noqa: E402
+from video_emotion.models.table import count_flops  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
 NUM_CLASSES = 6
-DEMO = {"width": 8, "layers": (1, 1, 1, 1)}
-PAPER_WIDTH = {"width": 64, "layers": (1, 1, 1, 1)}
-DEMO_LIMIT = 150 * 5 / 60  # clips/s to train 5 epochs of 150 clips in a minute
-RES_ATT_TARGET = 0.30
+DEMO_LIMIT = 150 * 5 / 60
+SHARE_LIMIT = 0.30
 
 
-def cases(quick: bool) -> list[tuple[str, str, dict, int, tuple[int, int, int]]]:
-    """(label, model, kwargs, batch, clip T x H x W)."""
-    rows = [("demo", "res_att", DEMO, 16, (8, 64, 64))]
-    names = ["res_att"] if quick else list_models()
-    for name in names:
-        rows.append(("paper-width", name, {} if name == "c3d" else PAPER_WIDTH, 8, (16, 112, 112)))
+def configured_models(quick: bool) -> list[tuple[str, str, dict, int, tuple[int, int, int]]]:
+    """(label, model, kwargs, batch, clip T x H x W) from the demo config and the enterface05 preset."""
+    demo = yaml.safe_load((REPO / "config.yaml").read_text())
+    preset = yaml.safe_load((REPO / "workflow/presets/enterface05.yaml").read_text())
+    size = demo["faces"]["crop_size"]
+    rows = [("demo", m, demo["model_kwargs"].get(m, {}), 16, (demo["cache"]["clip_len"], size, size))
+            for m in demo["models"]]
+    size = preset["faces"]["crop_size"]
+    for m in (["res_att"] if quick else preset["models"]):
+        rows.append(("enterface05", m, preset["model_kwargs"].get(m, {}), 2, (preset["cache"]["clip_len"], size, size)))
     return rows
 
 
@@ -43,27 +56,18 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def matmul_rate(device: torch.device, dtype: torch.dtype, n: int) -> float:
-    """Best FLOP/s of an n x n matmul."""
-    a = torch.randn(n, n, device=device, dtype=dtype)
-    b = torch.randn(n, n, device=device, dtype=dtype)
-    a @ b
-    best = float("inf")
-    for _ in range(5):
-        sync(device)
-        t = time.perf_counter()
-        a @ b
-        sync(device)
-        best = min(best, time.perf_counter() - t)
-    return 2 * n**3 / best
-
-
-def measure(name: str, kwargs: dict, batch: int, clip, device: torch.device, bf16: bool, min_seconds: float):
-    """(GFLOP per step, clips/s) of forward+backward+AdamW steps: the median of steps timed for min_seconds."""
+def step_rate(name: str, kwargs: dict, batch: int, clip, device: torch.device, *, bf16: bool = False,
+              channels_last: bool = True, compile: bool = False, min_seconds: float = 5.0, min_steps: int = 2,
+              x: torch.Tensor | None = None) -> dict[str, float]:
+    """Clips per second of forward + backward + AdamW steps, per wall second (``wall``) and per CPU second of this
+    process (``cpu``; on a shared machine the work done, whatever the load): medians of the steps timed for
+    ``min_seconds`` (at least ``min_steps``), after two warm-up steps (compilation, autotuning)."""
     torch.manual_seed(0)
-    model = optimize_for_device(create_model(name, NUM_CLASSES, **kwargs), device)
+    model = optimize_for_device(create_model(name, NUM_CLASSES, **kwargs), device, channels_last=channels_last,
+                                compile=compile)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
-    x = torch.randn(batch, 3, *clip, device=device)
+    if x is None:
+        x = torch.randn(batch, 3, *clip, device=device)
     y = torch.randint(0, NUM_CLASSES, (batch,), device=device)
     autocast = torch.autocast(device.type, dtype=torch.bfloat16) if bf16 else nullcontext()
 
@@ -74,50 +78,55 @@ def measure(name: str, kwargs: dict, batch: int, clip, device: torch.device, bf1
         loss.backward()
         opt.step()
 
-    step()  # warm-up
+    for _ in range(2):
+        step()
     times: list[float] = []
-    while len(times) < 3 or sum(times) < min_seconds:
+    cpu: list[float] = []
+    while len(times) < min_steps or sum(times) < min_seconds:
         sync(device)
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         step()
         sync(device)
         times.append(time.perf_counter() - t)
-    _, flops = count_flops(name, kwargs, batch, clip, backward=True, num_classes=NUM_CLASSES)
-    return flops / 1e9, batch / statistics.median(times)
-
-
-def run(device: torch.device, bf16: bool, quick: bool, min_seconds: float) -> None:
-    dtype = torch.bfloat16 if bf16 else torch.float32
-    n = 8192 if device.type == "cuda" else 2048
-    print(f"\n{device.type}, {'bf16 autocast' if bf16 else 'fp32'}, {torch.get_num_threads()} threads; "
-          f"matmul: best {n}x{n} {'bf16' if bf16 else 'fp32'} matmul rate, measured just before each model")
-    header = f"{'size':<12}{'model':<10}{'batch':>6}{'clip':>11}{'GFLOP/step':>12}{'clips/s':>9}" \
-             f"{'GFLOP/s':>9}{'matmul':>8}{'share':>7}  limit"
-    print(header)
-    print("-" * (len(header) + 24))
-    for label, name, kwargs, batch, clip in cases(quick):
-        rate = matmul_rate(device, dtype, n) / 1e9  # the machine is shared: measure next to each model
-        gflop, clips_s = measure(name, kwargs, batch, clip, device, bf16, min_seconds)
-        achieved = gflop * clips_s / batch
-        share = achieved / rate
-        if label == "demo":
-            limit = f">= {DEMO_LIMIT:.1f} clips/s: {'ok' if clips_s >= DEMO_LIMIT else 'MISSED'}"
-        elif name == "res_att":
-            limit = f">= {RES_ATT_TARGET:.0%} of matmul: {'ok' if share >= RES_ATT_TARGET else 'MISSED'}"
-        else:
-            limit = "-"
-        print(f"{label:<12}{name:<10}{batch:>6}{'x'.join(map(str, clip)):>11}{gflop:>12.1f}{clips_s:>9.1f}"
-              f"{achieved:>9.1f}{rate:>8.0f}{share:>7.0%}  {limit}", flush=True)
+        cpu.append(time.process_time() - c)
+    return {"wall": batch / statistics.median(times), "cpu": batch / statistics.median(cpu)}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="the demo model and res_att only")
-    parser.add_argument("--seconds", type=float, default=5.0, help="time each model at least this long (median step)")
+    parser.add_argument("--quick", action="store_true", help="the demo model and the preset's res_att only")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1: one per process)")
+    parser.add_argument("--seconds", type=float, default=5.0, help="time each model at least this long")
+    parser.add_argument("--contiguous", action="store_true",
+                        help="models in the default memory layout instead of channels_last_3d (what training uses)")
     args = parser.parse_args()
-    run(torch.device("cpu"), bf16=False, quick=args.quick, min_seconds=args.seconds)
-    if torch.cuda.is_available():
-        run(torch.device("cuda"), bf16=True, quick=args.quick, min_seconds=args.seconds)
+    torch.set_num_threads(args.threads)
+    device = torch.device("cpu")
+    layout = "contiguous" if args.contiguous else "channels_last_3d"
+    table = Table("models", f"CPU fp32, {layout}, {args.threads} torch thread(s); reference: best of 5 fp32 1024x1024 "
+                            "matmuls, same threads, before and after each model; rates per CPU second of this "
+                            "process (the machine is shared), wall rates in the notes")
+    for label, name, kwargs, batch, clip in configured_models(args.quick):
+        before = matmul_gflops()
+        rate = step_rate(name, kwargs, batch, clip, device, min_seconds=args.seconds,
+                         channels_last=not args.contiguous)
+        after = matmul_gflops()
+        clips_s = rate["cpu"]
+        _, flops = count_flops(name, kwargs, batch, clip, backward=True, num_classes=NUM_CLASSES)
+        gflop_clip = flops / batch / 1e9
+        achieved = gflop_clip * clips_s
+        share = achieved / ((before + after) / 2)
+        note = (f"batch {batch}, {'x'.join(map(str, clip))}, {gflop_clip:.1f} GFLOP/clip, {achieved:.1f} GFLOP per "
+                f"CPU s; matmul {before:.1f} -> {after:.1f}; {rate['wall']:.2f} clips per wall s")
+        if label == "demo":
+            table.row(f"{label} {name} clips/s", clips_s, f">= {DEMO_LIMIT:.1f}", ok=clips_s >= DEMO_LIMIT, note=note)
+            table.row(f"{label} {name} share of matmul", share)
+        else:
+            table.row(f"{label} {name} clips/s", clips_s, note=note)
+            table.row(f"{label} {name} share of matmul", share, f">= {SHARE_LIMIT}", ok=share >= SHARE_LIMIT)
+        print(table.rows[-2].name, table.rows[-2].measured, table.rows[-1].measured, note, flush=True)
+    table.extra(threads=args.threads, device="cpu", layout=layout, reference="fp32 1024x1024 matmul, best of 5, before+after")
+    sys.exit(table.finish())
 
 
 if __name__ == "__main__":

@@ -10,7 +10,6 @@ without them.
 
 from __future__ import annotations
 
-import math
 import os
 import subprocess
 import sys
@@ -63,18 +62,18 @@ def job_resources(dry_run_output: str) -> dict[str, set[str]]:
 
 def test_dry_run_on_the_enterface05_preset_lists_each_jobs_requests(tmp_path: Path) -> None:
     data, work = tmp_path / "enterface05", tmp_path / "work"
-    n_videos = make_enterface_tree(data)
+    make_enterface_tree(data)
     preset = ["--configfile", str(ROOT / "workflow" / "presets" / "enterface05.yaml"), "--config",
               f"dataset_root={data}"]
     run(work, "results/manifest.parquet", "results/folds.parquet", "--cores", "1", *preset)  # the checkpoints
     first = run(work, "--profile", str(PROFILE), "-n", *preset).stdout
     stats = dict(line.split() for line in first.split("Job stats:")[1].splitlines()[3:] if len(line.split()) == 2)
-    assert int(stats["frames"]) == n_videos and int(stats["faces"]) == 44 and int(stats["train"]) == 30, stats
-    # A dry run details the grouped frame jobs and stops there; with (empty) frame folders in place the next one
-    # details everything downstream.
-    manifest = pd.read_parquet(work / "results" / "manifest.parquet", columns=["video_id"])
-    for vid in manifest["video_id"]:
-        (work / "results" / "frames" / vid).mkdir(parents=True)
+    assert int(stats["frames"]) == 44 and int(stats["faces"]) == 44 and int(stats["train"]) == 30, stats
+    # A dry run details the frame jobs (one per subject) and stops there; with (empty) frame folders in place the
+    # next one details everything downstream.
+    manifest = pd.read_parquet(work / "results" / "manifest.parquet", columns=["shard"])
+    for shard in manifest["shard"].unique():
+        (work / "results" / "frames" / shard).mkdir(parents=True)
     second = run(work, "--profile", str(PROFILE), "-n", *preset).stdout
     requests = job_resources(first) | job_resources(second)
     assert {"frames", "faces", "cache", "train", "evaluate", "metrics", "report"} <= set(requests), requests
@@ -156,13 +155,13 @@ def test_demo_dag_through_slurm_equals_a_local_run(slurm_run: Path, local_run: P
 
 
 @pytest.mark.slow
-def test_slurm_got_grouped_frame_jobs_and_the_profiles_requests(slurm_run: Path, cluster: LocalSlurm) -> None:
+def test_slurm_got_one_frames_job_per_shard_and_the_profiles_requests(slurm_run: Path, cluster: LocalSlurm) -> None:
     jobs = slurm_jobs(cluster)
     assert (jobs["state"] == "COMPLETED").all(), jobs
-    videos = len(list((slurm_run / "results" / "frames").iterdir()))
-    per_group = profile()["group-components"]["frames"]
+    shards = len(list((slurm_run / "results" / "frames").iterdir()))
+    videos = len(list((slurm_run / "results" / "frames").glob("*/*/meta.json")))
     frame_jobs = jobs[jobs["comment"].str.startswith("rule_frames")]
-    assert len(frame_jobs) == math.ceil(videos / per_group) < videos, (videos, jobs)
+    assert len(frame_jobs) == shards < videos, (shards, videos, jobs)
     train = jobs[jobs["comment"].str.startswith("rule_train")]
     assert len(train) == 3
     assert (train["cpus"].astype(int) == profile()["set-threads"]["train"]).all(), train

@@ -328,14 +328,14 @@ class ClipDataset(torch.utils.data.Dataset):
         video, k = divmod(i, self.clips_per_video)
         return clip_starts(int(self._lengths[video]), self.clip_len, self.clips_per_video)[k]
 
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, int, int, torch.Tensor]:
-        video = i // self.clips_per_video
-        label = int(self._labels[video])
+    def draw(self, i: int) -> tuple[int, np.ndarray, np.ndarray, tuple[float, float]]:
+        """Where item ``i`` comes from: its first frame, the rows and columns of its crop (resized back to S and
+        flipped), and its colour jitter ``(gain, bias)``. Evaluation items take the whole, unflipped frame."""
+        s = self.crop_size
         if not self.train:
-            frames = self.read(video, self.clip_start(i))
-            return torch.from_numpy(frames), label, video, torch.tensor([1.0, 0.0], dtype=torch.float64)
+            return self.clip_start(i), np.arange(s), np.arange(s), (1.0, 0.0)
         rng = np.random.default_rng((self.seed, self.epoch, i))
-        length, s = int(self._lengths[video]), self.crop_size
+        length = int(self._lengths[i // self.clips_per_video])
         start = int(rng.integers(0, max(length - self.clip_len, 0) + 1))
         # Random crop of crop_scale..1 of the side, resized back to S (nearest neighbour: one gather on uint8),
         # flipped half of the time; then brightness and contrast (about the normalised mean) within +-jitter,
@@ -347,6 +347,13 @@ class ClipDataset(torch.utils.data.Dataset):
         if rng.random() < 0.5:
             cols = cols[::-1]
         brightness, contrast = rng.uniform(-self.jitter, self.jitter, size=2) if self.jitter else (0.0, 0.0)
-        frames = self.read(video, start).take(rows, axis=1).take(cols, axis=2)
-        jitter = torch.tensor([1 + contrast, brightness / STD[0]], dtype=torch.float64)
-        return torch.from_numpy(frames), label, video, jitter
+        return start, rows, cols, (1 + contrast, brightness / STD[0])
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int, int, torch.Tensor]:
+        video = i // self.clips_per_video
+        label = int(self._labels[video])
+        start, rows, cols, jitter = self.draw(i)
+        frames = self.read(video, start)
+        if self.train:
+            frames = frames.take(rows, axis=1).take(cols, axis=2)
+        return torch.from_numpy(frames), label, video, torch.tensor(jitter, dtype=torch.float64)

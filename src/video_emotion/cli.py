@@ -84,9 +84,12 @@ def cmd_collect(args: argparse.Namespace) -> None:
 
     from video_emotion.io import read_json, write_parquet
 
+    def row(meta: Path) -> dict:
+        return {k: v for k, v in read_json(meta).items() if not isinstance(v, (list, dict))}
+
     def table(path: Path) -> pd.DataFrame:
-        if path.is_dir():  # a frames folder: its meta.json as one row
-            return pd.DataFrame([{k: v for k, v in read_json(path / "meta.json").items() if not isinstance(v, (list, dict))}])
+        if path.is_dir():  # a shard's frames folder: one row per video folder's meta.json
+            return pd.DataFrame([row(meta) for meta in sorted(path.glob("*/meta.json"))])
         return pd.read_parquet(path)
 
     tables = [table(p).assign(source=str(p)) for p in args.inputs]
@@ -94,14 +97,26 @@ def cmd_collect(args: argparse.Namespace) -> None:
 
 
 def cmd_frames(args: argparse.Namespace) -> None:
-    from video_emotion.frames import extract_frames
+    # Imports stay light (no numpy, no pandas): a frames job's start-up counts against its videos' decoding time.
+    from video_emotion.frames import extract_frames, extract_many
 
-    p = args.params
-    meta = extract_frames(args.video, args.out, fps=p.get("fps"), height=p.get("height"), video_id=args.out.name)
-    if meta.get("status") != "ok":
-        log.warning("%s: rejected (%s); the run goes on without it", args.video, meta.get("reason"))
+    p, videos = args.params, args.videos
+    if args.out is None:  # VIDEO OUT
+        if len(videos) != 2:
+            raise SystemExit("video-emotion frames: give VIDEO OUT, or VIDEO... --out DIR [--ids ID...]")
+        metas = [extract_frames(videos[0], videos[1], fps=p.get("fps"), height=p.get("height"),
+                                video_id=videos[1].name)]
     else:
-        log.info("%s: %d frames at %s fps", args.video, meta["n_frames"], meta["fps"])
+        ids = args.ids or [v.stem for v in videos]
+        if len(ids) != len(videos):
+            raise SystemExit(f"video-emotion frames: {len(videos)} videos but {len(ids)} --ids")
+        metas = extract_many(list(zip(videos, ids, strict=True)), args.out, fps=p.get("fps"),
+                             height=p.get("height"), workers=args.workers)
+    for meta in metas:
+        if meta.get("status") != "ok":
+            log.warning("%s: rejected (%s); the run goes on without it", meta["source"], meta.get("reason"))
+        else:
+            log.info("%s: %d frames at %s fps", meta["source"], meta["n_frames"], meta["fps"])
 
 
 def cmd_faces(args: argparse.Namespace) -> None:
@@ -238,9 +253,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("inputs", type=Path, nargs="*", help="Parquet files or frames folders; a source column names each")
     p.add_argument("--out", type=Path, required=True, help="Parquet file to write")
 
-    p = add("frames", cmd_frames, "decode one video to frames at the configured fps and height")
-    p.add_argument("video", type=Path)
-    p.add_argument("out", type=Path, help="frames folder (000001.jpg ... and meta.json)")
+    p = add("frames", cmd_frames, "decode videos to JPEG frames at the configured fps and height: VIDEO OUT for "
+            "one, or VIDEO... --out DIR for many in one process (DIR/<id>/ each)")
+    p.add_argument("videos", type=Path, nargs="+", metavar="VIDEO")
+    p.add_argument("--out", type=Path, help="folder of one <id>/ folder per video (000001.jpg ... and meta.json)")
+    p.add_argument("--ids", nargs="+", help="the videos' ids, in order (default: their file names' stems)")
+    p.add_argument("--workers", type=int, default=1, help="ffmpeg processes at a time (default 1)")
 
     p = add("faces", cmd_faces, "detect, track and align the faces of one shard (subject)")
     p.add_argument("--manifest", type=Path, required=True)

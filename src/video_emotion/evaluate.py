@@ -17,15 +17,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from torch.utils.data import DataLoader
 
 from video_emotion.cache import ClipDataset, read_index
+from video_emotion.device_data import make_loader
 from video_emotion.inference import load_checkpoint, predict_clips, resolve_device, video_scores
 from video_emotion.io import write_parquet
 
 log = logging.getLogger(__name__)
 
-EVALUATE_DEFAULTS = {"clips_per_video": 3, "batch_size": 16, "num_workers": 0, "device": "auto", "amp": True}
+EVALUATE_DEFAULTS = {"clips_per_video": 3, "batch_size": 16, "num_workers": 0, "device": "auto", "amp": True,
+                     "data": "auto", "data_budget": 0.5}
 
 
 def sha256(path: str | os.PathLike) -> str:
@@ -67,7 +68,7 @@ def evaluate(
         raise ValueError(f"{cache_h5} has no video in test fold {fold}")
 
     dataset = ClipDataset(cache_h5, rows, int(ckpt["clip_len"]), train=False, clips_per_video=p["clips_per_video"])
-    loader = DataLoader(dataset, batch_size=p["batch_size"], shuffle=False, num_workers=p["num_workers"])
+    loader = make_loader(dataset, device, p, batch_size=p["batch_size"])
     out = predict_clips(model, loader, device, p["amp"])
     probs, n_clips = video_scores(out["probs"], out["videos"], len(dataset.index))
 

@@ -3,7 +3,7 @@
 ffmpeg itself resamples the frame rate and size, so a video is never held in memory whole. The binary is the one
 on PATH when there is one, else the static build that imageio-ffmpeg ships; no ffprobe is needed.
 
-The frames stage (:func:`extract_frames`) never raises on a bad video: it writes the output folder with a
+The frames stage (:func:`extract_frames`, or :func:`extract_many` for many videos in one process) never raises on a bad video: it writes the output folder with a
 ``meta.json`` whose ``status`` is ``"rejected"`` and whose ``reason`` says why, so the rest of the run continues.
 Library callers get a :class:`VideoError` from :func:`probe` and :func:`iter_frames`.
 """
@@ -14,12 +14,14 @@ import re
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import ffmpeg
-import numpy as np
+if TYPE_CHECKING:
+    import numpy as np
 
 from video_emotion.io import atomic_path, write_json
 
@@ -104,23 +106,21 @@ def output_size(width: int, height: int, out_height: int | None) -> tuple[int, i
     return out_width, int(out_height)
 
 
-def _resampled(path: Path, fps: float | None, size: tuple[int, int] | None):
-    stream = ffmpeg.input(str(path))
-    if fps:
-        stream = stream.filter("fps", fps=fps)
-    if size:
-        stream = stream.filter("scale", size[0], size[1])
-    return stream
+def _command(path: Path, fps: float | None, height: int | None, *output: str) -> list[str]:
+    """The one ffmpeg command line of this module: decode ``path``, resample (fps, then scale to ``height`` with
+    the aspect kept and an even width), write ``output``. Built by hand: a frames job imports nothing else."""
+    filters = ([f"fps={fps}"] if fps else []) + ([f"scale=-2:{int(height)}"] if height else [])
+    return [ffmpeg_exe(), "-hide_banner", "-nostdin", "-y", "-i", str(path),
+            *(["-vf", ",".join(filters)] if filters else []), *output]
 
 
 def iter_frames(path: str | Path, fps: float | None = None, height: int | None = None) -> Iterator[np.ndarray]:
     """Yield the RGB uint8 frames (H, W, 3) of a video, resampled by ffmpeg, one at a time from a pipe."""
+    import numpy as np
+
     info = probe(path)
     width, out_height = output_size(info["width"], info["height"], height)
-    stream = _resampled(Path(path), fps, (-2, height) if height else None).output(
-        "pipe:", format="rawvideo", pix_fmt="rgb24")
-    args = ffmpeg.compile(stream, cmd=ffmpeg_exe(), overwrite_output=True)
-    args[1:1] = ["-hide_banner", "-nostdin", "-loglevel", "error"]
+    args = _command(Path(path), fps, height, "-loglevel", "error", "-f", "rawvideo", "-pix_fmt", "rgb24", "pipe:")
     frame_bytes = width * out_height * 3
     with tempfile.TemporaryFile() as err:
         proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=err)
@@ -145,10 +145,8 @@ def iter_frames(path: str | Path, fps: float | None = None, height: int | None =
 
 def _decode_to_jpegs(path: Path, folder: Path, fps: float | None, height: int | None, quality: int) -> tuple[dict, int]:
     """One ffmpeg run writes the frames as ``000001.jpg ...`` into ``folder``; the header comes from its log."""
-    stream = _resampled(path, fps, (-2, height) if height else None)
-    stream = stream.output(str(folder / "%06d.jpg"), **{"q:v": quality, "start_number": 1})
-    args = ffmpeg.compile(stream, cmd=ffmpeg_exe(), overwrite_output=True)
-    args[1:1] = ["-hide_banner", "-nostdin", "-nostats"]
+    args = _command(path, fps, height, "-nostats", "-q:v", str(quality), "-start_number", "1",
+                    str(folder / "%06d.jpg"))
     proc = subprocess.run(args, capture_output=True, text=True, errors="replace")
     header = _parse_header(path, proc.stderr)
     n_frames = sum(1 for _ in folder.glob("*.jpg"))
@@ -197,3 +195,27 @@ def extract_frames(path: str | Path, out_dir: str | Path, fps: float | None, hei
             meta.update(status="rejected", reason=err.reason, n_frames=0)
         write_json(meta, tmp / "meta.json")
     return meta
+
+
+def extract_many(videos: Sequence[tuple[str | Path, str]], out_root: str | Path, fps: float | None,
+                 height: int | None, quality: int = 2, workers: int = 1, progress=None) -> list[dict]:
+    """:func:`extract_frames` for many ``(path, video_id)`` pairs in one process: ``out_root/<video_id>/``.
+
+    ``workers`` ffmpeg processes run at a time (threads of this process wait on them), so a batch of videos pays
+    for one interpreter start and one import instead of one per video. Each video's folder is the one
+    :func:`extract_frames` writes, rejections included. ``out_root`` itself appears atomically, whole. Returns
+    the meta dicts in the order of ``videos``; ``progress(meta)`` is called as each video finishes.
+    """
+    out_root = Path(out_root)
+    ids = [vid for _, vid in videos]
+    if len(set(ids)) != len(ids):
+        raise ValueError(f"video ids repeat in the batch for {out_root}: every video needs its own folder")
+    with atomic_path(out_root, is_dir=True) as tmp:
+        def one(item: tuple[str | Path, str]) -> dict:
+            meta = extract_frames(item[0], tmp / item[1], fps, height, quality, video_id=item[1])
+            if progress:
+                progress(meta)
+            return meta
+
+        with ThreadPoolExecutor(max(1, int(workers))) as pool:
+            return list(pool.map(one, videos))

@@ -47,6 +47,7 @@ from torch.utils.data.distributed import DistributedSampler
 from tqdm import tqdm
 
 from video_emotion.cache import ClipDataset, read_index
+from video_emotion.device_data import make_loader
 from video_emotion.inference import (
     autocast,
     model_input,
@@ -80,6 +81,8 @@ TRAIN_DEFAULTS = {
     "jitter": 0.1,
     "seed": 0,
     "num_workers": 0,
+    "data": "auto",  # auto | device | loader: frames on the training device when they fit (device_data.py)
+    "data_budget": 0.5,  # auto: the share of the device's free memory the frames may take
     "amp": True,  # bf16 autocast on CUDA; ignored on the CPU
     "device": "auto",  # auto | cpu | cuda
     "compile": False,  # torch.compile the model in place (state dict keys unchanged)
@@ -311,14 +314,14 @@ def train(cache_h5: str | os.PathLike, model_name: str, fold: int, out_dir: str 
     train_set = ClipDataset(cache_h5, train_rows, clip_len, train=True, clips_per_video=p["clips_per_video"],
                             crop_scale=p["crop_scale"], jitter=p["jitter"], seed=p["seed"])
     sampler = DistributedSampler(train_set, num_replicas=world, rank=rank, shuffle=True, seed=p["seed"])
-    loader_kw = {"num_workers": p["num_workers"], "pin_memory": device.type == "cuda"}
     # Full batches only (as timm): a last batch of one clip would break batch norm on small feature maps.
-    train_loader = DataLoader(train_set, batch_size=p["batch_size"], sampler=sampler,
-                              drop_last=len(sampler) >= p["batch_size"], **loader_kw)
+    # The frames go on the device when they fit (device_data), else a DataLoader reads them: the same batches.
+    train_loader = make_loader(train_set, device, p, batch_size=p["batch_size"], sampler=sampler,
+                               drop_last=len(sampler) >= p["batch_size"])
     val_loader = None
     if validation:
         val_set = ClipDataset(cache_h5, val_rows, clip_len, train=False, clips_per_video=p["val_clips"])
-        val_loader = DataLoader(val_set, batch_size=p["batch_size"], shuffle=False, **loader_kw)
+        val_loader = make_loader(val_set, device, p, batch_size=p["batch_size"])
 
     model = optimize_for_device(create_model(arch, len(classes), **model_kwargs), device)
     if p["compile"]:

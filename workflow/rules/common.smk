@@ -99,22 +99,41 @@ def folds():
     return sorted(int(f) for f in table["fold"].unique() if f >= 0)
 
 
-def video_path(wildcards):
-    return str(source_path(DATASET_ROOT, manifest().at[wildcards.video_id, "path"]))
 
 
-def all_frames(wildcards):
-    return [f"results/frames/{vid}" for vid in manifest().index]
+@functools.cache
+def _videos_by_shard(path, mtime):
+    """shard -> (video files, video ids), in manifest order."""
+    m = _read_table(path, mtime, ("video_id", "path", "shard"))
+    shards = {}
+    for vid, video, shard in zip(m["video_id"], m["path"], m["shard"]):
+        files, ids = shards.setdefault(shard, ([], []))
+        files.append(str(source_path(DATASET_ROOT, video)))
+        ids.append(vid)
+    return shards
 
 
-def shard_frames(wildcards):
-    m = manifest()
-    ids = m.index[m["shard"] == wildcards.shard]
-    return [f"results/frames/{vid}" for vid in ids]
+def _shard(wildcards):
+    path = checkpoints.manifest.get().output.manifest
+    return _videos_by_shard(path, os.stat(path).st_mtime_ns)[wildcards.shard]
+
+
+def shard_videos(wildcards):
+    """The video files of one shard: the inputs of its frames job."""
+    return _shard(wildcards)[0]
+
+
+def shard_ids(wildcards):
+    """The video ids of one shard, in the order of shard_videos."""
+    return _shard(wildcards)[1]
 
 
 def _shards():
     return sorted(manifest()["shard"].unique())
+
+
+def all_frames(wildcards):
+    return [f"results/frames/{shard}" for shard in _shards()]
 
 
 def all_faces(wildcards):
@@ -163,7 +182,7 @@ def train_params(wildcards):
             "folds": {k: config["folds"][k] for k in ("val_subjects", "seed")},
             "classes": config["classes"],
             "dataset": config["dataset"],
-            "frames": config["frames"],
+            "frames": {k: config["frames"][k] for k in ("fps", "height")},
             "faces": config["faces"],
             "cache": config["cache"],
         }

@@ -1,7 +1,7 @@
 rule faces:
     input:
         manifest="results/manifest.parquet",
-        frames=shard_frames,
+        frames="results/frames/{shard}",
     output:
         h5="results/faces/{shard}.h5",
         qc="results/faces/{shard}_qc.parquet",
@@ -17,7 +17,7 @@ rule faces:
     resources:
         gpu=faces_gpus,
     shell:
-        "python -m video_emotion --gpus {resources.gpu} faces --manifest {input.manifest:q} --shard {wildcards.shard} --frames-root results/frames"
+        "python -m video_emotion --gpus {resources.gpu} faces --manifest {input.manifest:q} --shard {wildcards.shard} --frames-root {input.frames:q}"
         " --out {output.h5:q} --qc {output.qc:q} --params {params.faces:q} > {log:q} 2>&1"
 
 

@@ -29,7 +29,9 @@ def _resolve_config():
     as strings, so they are read again as YAML values and merged by the same rule."""
     user = deep_merge(config, typed(workflow.config_settings.overwrite_config))
     try:
-        return resolve(user, load_yaml(_HERE / "../schemas/config.schema.yaml"), load_yaml(_HERE / "../presets/demo.yaml"))
+        return resolve(
+            user, load_yaml(_HERE / "../schemas/config.schema.yaml"), load_yaml(_HERE / "../presets/demo.yaml")
+        )
     except ConfigError as err:
         raise SystemExit(f"video-emotion: {err}") from None
 
@@ -97,8 +99,6 @@ def folds():
     path = checkpoints.folds.get().output[0]
     table = _read_table(path, os.stat(path).st_mtime_ns, ("fold",))
     return sorted(int(f) for f in table["fold"].unique() if f >= 0)
-
-
 
 
 @functools.cache

@@ -5,17 +5,17 @@ rule evaluate:
         checkpoint="results/models/{model}/seed{seed}/fold{fold}/best.pt",
     output:
         "results/predictions/model={model}/seed={seed}/fold={fold}/predictions.parquet",
-    params:
-        evaluate=as_json(config["evaluate"]),
-    conda:
-        "../../envs/train.yaml"
     log:
         "logs/evaluate/{model}_seed{seed}_fold{fold}.log",
     benchmark:
         "results/benchmarks/evaluate/{model}_seed{seed}_fold{fold}.tsv"
+    conda:
+        "../../envs/train.yaml"
     threads: 1
     resources:
         gpu=0,
+    params:
+        evaluate=as_json(config["evaluate"]),
     shell:
         "python -m video_emotion --threads {threads} --gpus {resources.gpu} evaluate --cache {input.cache:q}"
         " --folds {input.folds:q} --checkpoint {input.checkpoint:q} --fold {wildcards.fold} --out {output:q}"

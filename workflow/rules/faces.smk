@@ -5,17 +5,17 @@ rule faces:
     output:
         h5="results/faces/{shard}.h5",
         qc="results/faces/{shard}_qc.parquet",
-    params:
-        faces=as_json(config["faces"]),
-    conda:
-        "../../envs/faces.yaml"
     log:
         "logs/faces/{shard}.log",
     benchmark:
         "results/benchmarks/faces/{shard}.tsv"
+    conda:
+        "../../envs/faces.yaml"
     threads: 1
     resources:
         gpu=faces_gpus,
+    params:
+        faces=as_json(config["faces"]),
     shell:
         "python -m video_emotion --gpus {resources.gpu} faces --manifest {input.manifest:q} --shard {wildcards.shard} --frames-root {input.frames:q}"
         " --out {output.h5:q} --qc {output.qc:q} --params {params.faces:q} > {log:q} 2>&1"
@@ -27,10 +27,10 @@ rule faces_qc:
         all_faces_qc,
     output:
         "results/faces/qc.parquet",
-    conda:
-        "../../envs/manifest.yaml"
     log:
         "logs/faces_qc.log",
+    conda:
+        "../../envs/manifest.yaml"
     shell:
         "python -m video_emotion collect {input:q} --out {output:q} > {log:q} 2>&1"
 
@@ -43,12 +43,12 @@ rule face_strips:
         faces=all_faces,
     output:
         "results/faces/strips.png",
-    params:
-        lowest=config["report"]["faces_strips"],
-    conda:
-        "../../envs/faces.yaml"
     log:
         "logs/face_strips.log",
+    conda:
+        "../../envs/faces.yaml"
+    params:
+        lowest=config["report"]["faces_strips"],
     shell:
         "python -m video_emotion faces-strip --lowest {params.lowest} --qc {input.qc:q}"
         " --faces {input.faces:q} --out {output:q} > {log:q} 2>&1"

@@ -12,16 +12,16 @@ rule frames:
         videos=shard_videos,
     output:
         FRAMES_DIR if KEEP_FRAMES else temp(FRAMES_DIR),
-    params:
-        frames=as_json({k: config["frames"][k] for k in ("fps", "height")}),
-        ids=shard_ids,
-    threads: 2
-    conda:
-        "../../envs/frames.yaml"
     log:
         "logs/frames/{shard}.log",
     benchmark:
         "results/benchmarks/frames/{shard}.tsv"
+    conda:
+        "../../envs/frames.yaml"
+    threads: 2
+    params:
+        frames=as_json({k: config["frames"][k] for k in ("fps", "height")}),
+        ids=shard_ids,
     shell:
         "python -m video_emotion frames {input.videos:q} --ids {params.ids} --out {output:q} --workers {threads}"
         " --params {params.frames:q} > {log:q} 2>&1"
@@ -33,10 +33,10 @@ rule frames_index:
         all_frames,
     output:
         "results/frames/index.parquet",
-    conda:
-        "../../envs/manifest.yaml"
     log:
         "logs/frames_index.log",
+    conda:
+        "../../envs/manifest.yaml"
     shell:
         "python -m video_emotion collect {input:q} --out {output:q} > {log:q} 2>&1"
 

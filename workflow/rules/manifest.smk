@@ -4,12 +4,12 @@ checkpoint manifest:
     output:
         manifest="results/manifest.parquet",
         rejected="results/manifest_rejected.parquet",
-    params:
-        dataset=as_json({k: config[k] for k in ("dataset", "classes", "dataset_options")}),
-    conda:
-        "../../envs/manifest.yaml"
     log:
         "logs/manifest.log",
+    conda:
+        "../../envs/manifest.yaml"
+    params:
+        dataset=as_json({k: config[k] for k in ("dataset", "classes", "dataset_options")}),
     shell:
         "python -m video_emotion manifest {input:q} --params {params.dataset:q}"
         " --out {output.manifest:q} --rejected {output.rejected:q} > {log:q} 2>&1"
@@ -22,12 +22,12 @@ checkpoint folds:
         manifest="results/manifest.parquet",
     output:
         "results/folds.parquet",
-    params:
-        folds=as_json(config["folds"]),
-    conda:
-        "../../envs/manifest.yaml"
     log:
         "logs/folds.log",
+    conda:
+        "../../envs/manifest.yaml"
+    params:
+        folds=as_json(config["folds"]),
     shell:
         "python -m video_emotion folds --manifest {input.manifest:q} --out {output:q} --params {params.folds:q} > {log:q} 2>&1"
 
@@ -36,11 +36,11 @@ checkpoint folds:
 rule resolved_config:
     output:
         "results/config.yaml",
-    params:
-        config=as_json(config),
-    conda:
-        "../../envs/manifest.yaml"
     log:
         "logs/resolved_config.log",
+    conda:
+        "../../envs/manifest.yaml"
+    params:
+        config=as_json(config),
     shell:
         "python -m video_emotion config --params {params.config:q} --out {output:q} > {log:q} 2>&1"

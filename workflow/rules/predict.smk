@@ -5,10 +5,10 @@ rule predict:
     output:
         timeline="results/predict/{name}.timeline.parquet",
         plot="results/predict/{name}.timeline.png",
-    conda:
-        "../../envs/predict.yaml"
     log:
         "logs/predict/{name}.log",
+    conda:
+        "../../envs/predict.yaml"
     threads: 2
     shell:
         "python -m video_emotion --threads {threads} predict {input.video:q} --model {input.checkpoint:q}"

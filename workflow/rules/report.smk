@@ -12,10 +12,7 @@ rule report:
         qc=all_faces_qc,
         attention="results/attention/attention.h5",
         strips="results/faces/strips.png",
-        captions=[
-            workflow.source_path(f"../report/{caption}")
-            for caption in REPORT_FIGURES.values()
-        ],
+        captions=[workflow.source_path(f"../report/{caption}") for caption in REPORT_FIGURES.values()],
     output:
         html="results/report/index.html",
         figures=[
@@ -43,9 +40,7 @@ rule report:
     threads: 1
     params:
         out=subpath(output.html, parent=True),
-        report=as_json(
-            {**config["report"], "dataset": config["dataset"], "models": MODELS}
-        ),
+        report=as_json({**config["report"], "dataset": config["dataset"], "models": MODELS}),
     shell:
         "python -m video_emotion --threads {threads} report --out {params.out:q} --metrics {input.metrics:q}"
         " --histories {input.histories:q} --faces {input.faces:q} --qc {input.qc:q} --manifest {input.manifest:q}"

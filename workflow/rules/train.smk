@@ -5,18 +5,18 @@ rule train:
     output:
         best="results/models/{model}/seed{seed}/fold{fold}/best.pt",
         history="results/models/{model}/seed{seed}/fold{fold}/history.parquet",
-    params:
-        train=train_params,
-        out="results/models/{model}/seed{seed}/fold{fold}",
-    conda:
-        "../../envs/train.yaml"
     log:
         "logs/train/{model}_seed{seed}_fold{fold}.log",
     benchmark:
         "results/benchmarks/train/{model}_seed{seed}_fold{fold}.tsv"
+    conda:
+        "../../envs/train.yaml"
     threads: 1
     resources:
         gpu=0,
+    params:
+        train=train_params,
+        out="results/models/{model}/seed{seed}/fold{fold}",
     shell:
         "python -m video_emotion --threads {threads} --gpus {resources.gpu} train --cache {input.cache:q} --folds {input.folds:q}"
         " --model {wildcards.model} --fold {wildcards.fold} --out {params.out:q} --nproc {resources.gpu}"
@@ -29,9 +29,9 @@ rule train_runs:
         all_histories,
     output:
         "results/models/histories.parquet",
-    conda:
-        "../../envs/manifest.yaml"
     log:
         "logs/train_runs.log",
+    conda:
+        "../../envs/manifest.yaml"
     shell:
         "python -m video_emotion collect {input:q} --out {output:q} > {log:q} 2>&1"

@@ -1,10 +1,8 @@
 """Predict the test fold with a trained checkpoint: clip scores averaged to one prediction per video.
 
-Writes ``predictions.parquet`` (one row per test video: video_id, subject, label, pred as string categoricals over
-the full class list, ``p_<class>`` float32, ``n_clips``) with the model name, checkpoint sha256, fold and config in
-the schema metadata, and ``_clips.parquet`` beside it (one row per clip). The clip table's leading underscore keeps
-it out of ``pd.read_parquet("results/predictions")`` (pyarrow skips ``_`` and ``.`` files), which then returns
-every model and fold, with ``model`` and ``fold`` columns from the ``model=<m>/fold=<k>`` folder names.
+Writes ``predictions.parquet`` (one row per test video) and ``_clips.parquet`` beside it (one row per clip); their
+columns and metadata are in the data-contract table of docs/ARCHITECTURE.md. The clip table's leading underscore
+keeps it out of ``pd.read_parquet("results/predictions")``, which returns every model, seed and fold.
 """
 
 from __future__ import annotations

@@ -176,3 +176,14 @@ def test_videos_that_share_a_file_name_get_distinct_names() -> None:
                           "/d/s3_su_1.avi"])
     assert names == {"a_clip_ete_1": "/x/new videos/a/clip été 1.avi", "b_clip_ete_1": "/x/new videos/b/clip été 1.avi",
                      "s3_su_1": "/d/s3_su_1.avi"}
+
+
+def test_the_working_directory_config_file_is_read(tmp_path: Path) -> None:
+    """Snakemake's `configfile: config.yaml` (the run's own file, not a --configfile) reaches the resolved config."""
+    (tmp_path / "config.yaml").write_text("dataset: csv\ndataset_root: /data/videos.csv\ntrain: {epochs: 3}\n")
+    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile"), "--directory", str(tmp_path),
+           "--cores", "1", "results/config.yaml"]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    resolved = load(tmp_path / "results" / "config.yaml")
+    assert_layers(resolved, [{"dataset": "csv", "dataset_root": "/data/videos.csv", "train": {"epochs": 3}}])

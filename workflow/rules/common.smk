@@ -36,8 +36,9 @@ def _resolve_config():
         raise SystemExit(f"video-emotion: {err}") from None
 
 
+_resolved = _resolve_config()  # before the clear: it reads the config Snakemake loaded
 config.clear()
-config.update(_resolve_config())
+config.update(_resolved)
 
 # `--until STAGE` for a stage whose jobs are known only once the checkpoints (video list, folds) have run; Snakemake
 # would find no such job before them and schedule nothing. Snakemake sets the DAG settings after this file is read;

@@ -50,3 +50,22 @@ def test_bad_input_exits_with_a_message_naming_it(tmp_path: Path) -> None:
     assert "missing" in proc.stderr and "Traceback" not in proc.stderr
     proc = run("frames", str(tmp_path / "x.avi"), str(tmp_path / "f"), "--params", "{not json", check=False)
     assert proc.returncode != 0 and "--params" in proc.stderr
+
+
+def test_faces_takes_a_raw_video_for_a_quick_look(tmp_path: Path) -> None:
+    import h5py
+    import pytest
+
+    from video_emotion.cli import main
+    from video_emotion.demo import make_demo
+
+    video = make_demo(tmp_path / "demo", subjects=2, sentences=1, seconds=1.0, fps=25, width=240, height=180)[0]
+    out = tmp_path / "look" / "faces.h5"
+    main(["faces", "--video", str(video), "--out", str(out), "--params", '{"crop_size": 32}'])
+    qc = pd.read_parquet(out.with_suffix(".qc.parquet"))
+    assert qc.loc[0, "status"] == "ok" and qc.loc[0, "detection_rate"] > 0.9
+    with h5py.File(out) as h5:
+        assert h5[qc.loc[0, "video_id"]]["crops"].shape[1:] == (32, 32, 3)
+    assert out.with_suffix(".strip.png").stat().st_size > 0
+    with pytest.raises(SystemExit, match="--manifest, --shard and --qc"):
+        main(["faces", "--out", str(out)])

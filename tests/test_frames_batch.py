@@ -78,7 +78,7 @@ def test_dag_of_a_large_placeholder_tree_builds_one_frames_job_per_shard(tmp_pat
               "models": ["res_att", "c3d"]}
     (work / "config.yaml").write_text(yaml.safe_dump(config))
     base = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "-d", str(work), "--cores", "1"]
-    subprocess.run([*base, "results/manifest.parquet"], check=True, capture_output=True)
+    subprocess.run([*base, "results/manifest.parquet", "results/folds.parquet"], check=True, capture_output=True)
     dry = subprocess.run([*base, "-n", "--quiet", "rules"], capture_output=True, text=True)
     assert dry.returncode == 0, dry.stderr[-3000:]
     stats = dict(line.split() for line in dry.stdout.split("Job stats:")[-1].splitlines() if len(line.split()) == 2)

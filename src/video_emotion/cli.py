@@ -124,6 +124,11 @@ def cmd_faces(args: argparse.Namespace) -> None:
 
     from video_emotion.faces import process_shard
 
+    if args.video is not None:
+        return faces_of_video(args)
+    if args.manifest is None or args.shard is None or args.qc is None:
+        raise SystemExit("video-emotion faces: error: give --manifest, --shard and --qc (a shard of the workflow), "
+                         "or --video VIDEO (a quick look at one video)")
     manifest = pd.read_parquet(args.manifest, columns=["video_id", "shard"])
     ids = manifest.loc[manifest["shard"] == args.shard, "video_id"].tolist()
     if not ids:
@@ -135,6 +140,28 @@ def cmd_faces(args: argparse.Namespace) -> None:
              len(qc), ", ".join(sorted(set(qc["backend"].astype(str)))), qc.loc[ok, "detection_rate"].mean())
     for row in qc[~ok].itertuples():
         log.warning("%s: rejected (%s)", row.video_id, row.reason)
+
+
+def faces_of_video(args: argparse.Namespace) -> None:
+    """`faces --video VIDEO --out faces.h5`: frames, faces and a QC strip of one raw video, outside the workflow."""
+    import tempfile
+
+    from video_emotion.faces import process_shard
+    from video_emotion.faces.strip import draw_strip
+    from video_emotion.frames import extract_frames
+    from video_emotion.io import safe_name
+
+    video_id = safe_name(args.video.stem)
+    qc_path = args.qc or args.out.with_suffix(".qc.parquet")
+    with tempfile.TemporaryDirectory() as tmp:
+        frames = Path(tmp) / video_id
+        extract_frames(args.video, frames, fps=args.fps, height=args.height, video_id=video_id)
+        row = process_shard([(video_id, frames)], args.out, qc_path, args.params, progress=False).iloc[0]
+    if row["status"] != "ok":
+        raise SystemExit(f"video-emotion faces: {args.video}: rejected ({row['reason']}); QC in {qc_path}")
+    strip = draw_strip(args.out, video_id, args.out.with_suffix(".strip.png"))
+    log.info("%s: face in %.0f%% of %d frames (%s); crops and landmarks in %s, QC in %s, strip %s", args.video,
+             100 * row["detection_rate"], row["n_frames"], row["backend"], args.out, qc_path, strip)
 
 
 def cmd_cache(args: argparse.Namespace) -> None:
@@ -260,12 +287,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ids", nargs="+", help="the videos' ids, in order (default: their file names' stems)")
     p.add_argument("--workers", type=int, default=1, help="ffmpeg processes at a time (default 1)")
 
-    p = add("faces", cmd_faces, "detect, track and align the faces of one shard (subject)")
-    p.add_argument("--manifest", type=Path, required=True)
-    p.add_argument("--shard", required=True)
-    p.add_argument("--frames-root", type=Path, default=Path("results/frames"))
-    p.add_argument("--out", type=Path, required=True, help="faces .h5")
-    p.add_argument("--qc", type=Path, required=True, help="per-video QC .parquet")
+    p = add("faces", cmd_faces, "detect, track and align the faces of one shard (subject), or of one raw video "
+            "(--video: frames, faces .h5, QC table and a QC strip beside --out)")
+    p.add_argument("--manifest", type=Path, help="manifest.parquet of the manifest rule")
+    p.add_argument("--shard", help="the shard (subject) whose videos to process")
+    p.add_argument("--frames-root", type=Path, default=Path("results/frames"),
+                   help="the shard's frames folder (one folder per video)")
+    p.add_argument("--out", type=Path, required=True, help="faces .h5 to write")
+    p.add_argument("--qc", type=Path, help="per-video QC .parquet to write (with --video: default beside --out)")
+    p.add_argument("--video", type=Path, help="instead of a shard: one raw video, for a quick look")
+    p.add_argument("--fps", type=float, default=10, help="with --video: frames per second to decode (default 10)")
+    p.add_argument("--height", type=int, help="with --video: height of the decoded frames (default: the video's)")
 
     p = add("cache", cmd_cache, "pack aligned faces into the HDF5 clip cache")
     p.add_argument("--manifest", type=Path, required=True, help="manifest.parquet of the manifest rule")

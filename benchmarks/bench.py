@@ -237,6 +237,19 @@ def markdown(name: str, last: int = 2, out: Path | None = None) -> str:
     return "\n".join(lines) + f"\n\n{runs[-1]['machine']['cpu']}, {runs[-1]['machine']['cores']} cores. {machines}.\n"
 
 
+def resolved_config(preset: str) -> dict:
+    """The config of a run of ``preset`` ("demo", or a name in workflow/presets/), resolved as the workflow does it
+    (schema defaults, the demo preset for the demo, the preset's own keys), with each model's ``specs``."""
+    from video_emotion.config import load_yaml, model_specs, resolve
+
+    repo = Path(__file__).resolve().parents[1]
+    user = {"dataset": "demo"} if preset == "demo" else \
+        {**load_yaml(repo / "workflow" / "presets" / f"{preset}.yaml"), "dataset_root": "/placeholder"}
+    config = resolve(user, load_yaml(repo / "workflow" / "schemas" / "config.schema.yaml"),
+                     load_yaml(repo / "workflow" / "presets" / "demo.yaml"))
+    return {**config, "specs": model_specs(config)}
+
+
 if __name__ == "__main__":
     import argparse
 
@@ -246,3 +259,4 @@ if __name__ == "__main__":
     args = parser.parse_args()
     for name in args.names or sorted(p.stem for p in OUT.glob("*.jsonl")):
         print(f"### {name}\n\n{markdown(name, args.last)}")
+

@@ -22,10 +22,9 @@ import time
 from pathlib import Path
 
 import torch
-import yaml
 
 sys.path.insert(0, str(Path(__file__).parent))
-from bench import Table  # noqa: E402
+from bench import Table, resolved_config  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 H200_BF16 = 989e12
@@ -77,7 +76,7 @@ def main() -> None:
 
     device = torch.device(args.device)
     cuda = device.type == "cuda"
-    preset = yaml.safe_load((REPO / "workflow/presets/enterface05.yaml").read_text())
+    preset = resolved_config("enterface05")
     size, clip_len = preset["faces"]["crop_size"], preset["cache"]["clip_len"]
     clip = (clip_len, size, size)
     table = Table("gpu", f"{torch.cuda.get_device_name(device) if cuda else device}; bf16 autocast, AdamW, batch {args.batch}, clips "
@@ -88,7 +87,7 @@ def main() -> None:
     best = 0.0
     start = time.perf_counter()
     for name in args.models or preset["models"]:
-        kwargs = preset["model_kwargs"].get(name, {})
+        kwargs = preset["specs"][name]["kwargs"] if name in preset["specs"] else {}
         _, flops = count_flops(name, kwargs, 1, clip, backward=True)
         for label, channels_last, compile_ in variants:
             if compile_ and name != "res_att" and not args.compile_all:

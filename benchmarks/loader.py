@@ -29,11 +29,10 @@ from pathlib import Path
 import h5py
 import numpy as np
 import torch
-import yaml
 from torch.utils.data import DataLoader
 
 sys.path.insert(0, str(Path(__file__).parent))
-from bench import Table  # noqa: E402
+from bench import Table, resolved_config  # noqa: E402
 from cache_layout import face_videos, read_rate  # noqa: E402
 from models import step_rate  # noqa: E402
 
@@ -48,13 +47,12 @@ FACTOR = 10
 
 def sizes() -> dict:
     """size: (videos, frames per video, crop, clip_len, batch, model, model kwargs, step batch) from the configs."""
-    demo = yaml.safe_load((REPO / "config.yaml").read_text())
-    preset = yaml.safe_load((REPO / "workflow/presets/enterface05.yaml").read_text())
+    demo, preset = resolved_config("demo"), resolved_config("enterface05")
     return {
         "demo": (70, 20, demo["faces"]["crop_size"], demo["cache"]["clip_len"], 16, "res_att",
-                 demo["model_kwargs"]["res_att"], 16),
+                 demo["specs"]["res_att"]["kwargs"], 16),
         "paper": (40, 32, preset["faces"]["crop_size"], preset["cache"]["clip_len"], 16, "res_att",
-                  preset["model_kwargs"]["res_att"], 2),
+                  preset["specs"]["res_att"]["kwargs"], 2),
     }
 
 

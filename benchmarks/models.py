@@ -5,7 +5,7 @@ matmul rate, one torch thread per process (as the rules run jobs side by side on
     python benchmarks/models.py --quick           # the demo's model and the preset's res_att only
     python benchmarks/models.py --threads 2       # another thread count (said in the output)
 
-The models and their keyword arguments are read from config.yaml (the demo) and workflow/presets/enterface05.yaml
+The models and their keyword arguments are the resolved configs of the demo and the enterface05 preset
 (the paper's setup, e.g. res_att at width 64 with [3, 4, 6, 3] blocks), so the figures follow the configs. FLOPs
 per step are counted with FlopCounterMode on the meta device (2 per multiply-add, backward included, the
 optimizer's update not). The reference is the best of 5 square fp32 matmuls (1024 x 1024) with the same threads,
@@ -24,10 +24,9 @@ from contextlib import nullcontext
 from pathlib import Path
 
 import torch
-import yaml
 
 sys.path.insert(0, str(Path(__file__).parent))
-from bench import Table, matmul_gflops  # noqa: E402
+from bench import Table, matmul_gflops, resolved_config  # noqa: E402
 
 from video_emotion.models import create_model, optimize_for_device  # noqa: E402
 from video_emotion.models.table import count_flops  # noqa: E402
@@ -39,15 +38,14 @@ SHARE_LIMIT = 0.30
 
 
 def configured_models(quick: bool) -> list[tuple[str, str, dict, int, tuple[int, int, int]]]:
-    """(label, model, kwargs, batch, clip T x H x W) from the demo config and the enterface05 preset."""
-    demo = yaml.safe_load((REPO / "config.yaml").read_text())
-    preset = yaml.safe_load((REPO / "workflow/presets/enterface05.yaml").read_text())
-    size = demo["faces"]["crop_size"]
-    rows = [("demo", m, demo["model_kwargs"].get(m, {}), 16, (demo["cache"]["clip_len"], size, size))
-            for m in demo["models"]]
-    size = preset["faces"]["crop_size"]
-    for m in (["res_att"] if quick else preset["models"]):
-        rows.append(("enterface05", m, preset["model_kwargs"].get(m, {}), 2, (preset["cache"]["clip_len"], size, size)))
+    """(label, architecture, kwargs, batch, clip T x H x W) of the demo's and the enterface05 preset's models."""
+    rows = []
+    for label, batch, preset in (("demo", 16, "demo"), ("enterface05", 2, "enterface05")):
+        config = resolved_config(preset)
+        size, clip_len = config["faces"]["crop_size"], config["cache"]["clip_len"]
+        names = ["res_att"] if quick and label == "enterface05" else config["models"]
+        rows += [(label, config["specs"][m]["arch"], config["specs"][m]["kwargs"], batch, (clip_len, size, size))
+                 for m in names]
     return rows
 
 

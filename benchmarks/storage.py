@@ -21,10 +21,9 @@ from pathlib import Path
 
 import h5py
 import numpy as np
-import yaml
 
 sys.path.insert(0, str(Path(__file__).parent))
-from bench import Table, make_video  # noqa: E402
+from bench import Table, make_video, resolved_config  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 FACES_LIMIT, CACHE_LIMIT, BEST_LIMIT = 1.2, 1.1, 1.1
@@ -127,8 +126,7 @@ def checkpoints(table: Table, tmp: Path) -> None:
 
     from video_emotion.train import train
 
-    demo = yaml.safe_load((REPO / "config.yaml").read_text())
-    kwargs = demo["model_kwargs"]["res_att"]
+    kwargs = resolved_config("demo")["specs"]["res_att"]["kwargs"]
     cache = make_cache(tmp / "ckpt", clip_len=4, subjects=4, n_frames=8)
     out = tmp / "ckpt" / "run"
     torch.set_num_threads(1)
@@ -139,11 +137,11 @@ def checkpoints(table: Table, tmp: Path) -> None:
     table.row("[demo] res_att best.pt / its weights", best / weights, f"<= {BEST_LIMIT}", ok=best / weights <= BEST_LIMIT,
               note=f"best.pt {best / 1e6:.2f} MB, last.pt {last / 1e6:.2f} MB, weights {weights / 1e6:.2f} MB")
 
-    preset = yaml.safe_load((REPO / "workflow/presets/enterface05.yaml").read_text())
+    preset = resolved_config("enterface05")
     folds = len(preset["folds"]["fixed"])
     total_weights = total_full = 0
     for name in preset["models"]:
-        model = create_model(name, 6, **preset["model_kwargs"].get(name, {}))
+        model = create_model(preset["specs"][name]["arch"], 6, **preset["specs"][name]["kwargs"])
         w = saved_bytes(model.state_dict())
         full = saved_bytes(full_state(model))
         total_weights += w * folds

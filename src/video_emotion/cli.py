@@ -282,7 +282,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("frames", cmd_frames, "decode videos to JPEG frames at the configured fps and height: VIDEO OUT for "
             "one, or VIDEO... --out DIR for many in one process (DIR/<id>/ each)")
-    p.add_argument("videos", type=Path, nargs="+", metavar="VIDEO")
+    p.add_argument("videos", type=Path, nargs="+", metavar="VIDEO", help="video file(s); one, then OUT, or many with --out")
     p.add_argument("--out", type=Path, help="folder of one <id>/ folder per video (000001.jpg ... and meta.json)")
     p.add_argument("--ids", nargs="+", help="the videos' ids, in order (default: their file names' stems)")
     p.add_argument("--workers", type=int, default=1, help="ffmpeg processes at a time (default 1)")

@@ -96,7 +96,9 @@ def dataset(tmp_path_factory) -> Path:
 
 def workdir(base: Path, data: Path) -> Path:
     base.mkdir(parents=True)
-    (base / "config.yaml").write_text(yaml.safe_dump({**TINY, "dataset_root": str(data)}))
+    # One model; frames kept (a real dataset's are removed after faces) so that the shards can be counted.
+    config = {**TINY, "models": ["res_att"], "frames": {**TINY["frames"], "keep": True}, "dataset_root": str(data)}
+    (base / "config.yaml").write_text(yaml.safe_dump(config))
     return base
 
 

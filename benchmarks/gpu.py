@@ -35,7 +35,7 @@ def data_rate(device: torch.device, batch: int, clip_len: int, size: int, second
     """Clips/s of the device path (gather + normalisation on the GPU) and the bytes of frames it holds."""
     from loader import write_cache
 
-    from video_emotion.cache import ClipDataset, normalize_clip
+    from video_emotion.clips import ClipDataset, normalize_clip
     from video_emotion.device_data import DeviceClips, DeviceLoader
 
     with tempfile.TemporaryDirectory() as tmp:

@@ -36,7 +36,8 @@ from bench import Table, resolved_config  # noqa: E402
 from cache_layout import face_videos, read_rate  # noqa: E402
 from models import step_rate  # noqa: E402
 
-from video_emotion.cache import ClipDataset, normalize_clip, read_index  # noqa: E402
+from video_emotion.cache import read_index  # noqa: E402
+from video_emotion.clips import ClipDataset, normalize_clip  # noqa: E402
 from video_emotion.device_data import DeviceClips, DeviceLoader  # noqa: E402
 from video_emotion.models.table import count_flops  # noqa: E402
 

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import h5py
@@ -11,16 +15,8 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from video_emotion.cache import (
-    MEAN,
-    STD,
-    ClipDataset,
-    build_cache,
-    clip_starts,
-    normalize_clip,
-    qc_path,
-    read_index,
-)
+from video_emotion.cache import build_cache, qc_path, read_index
+from video_emotion.clips import MEAN, STD, ClipDataset, clip_starts, normalize_clip
 from video_emotion.io import DamagedFileError, write_parquet
 from video_emotion.labels import EMOTIONS
 
@@ -112,6 +108,25 @@ def test_build_cache_layout_and_skipped(tmp_path):
             with h5py.File(tmp_path / "faces" / f"s{row.subject}.h5", "r") as src:
                 np.testing.assert_array_equal(frames[row.start:row.start + row.length], src[row.video_id]["crops"])
             assert EMOTIONS[row.label] in row.video_id
+
+
+def test_cache_job_does_not_import_torch(tmp_path):
+    """The cache job, run as the rule runs it, builds the cache without importing torch or matplotlib: their
+    start-up (~2.5 s CPU for torch) would be a large share of the job at a real dataset's size
+    (benchmarks/cache_layout.py)."""
+    manifest, faces = write_faces(tmp_path, subjects=2)
+    out = tmp_path / "cache" / "clips.h5"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parents[1] / "src"),
+                                                        os.environ.get("PYTHONPATH", "")])}
+    cmd = [sys.executable, "-X", "importtime", "-m", "video_emotion", "cache", "--manifest", str(manifest),
+           "--faces", *map(str, faces), "--out", str(out), "--params", json.dumps({"clip_len": 4})]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    imported = {line.split("|")[-1].strip() for line in proc.stderr.splitlines() if line.startswith("import time:")}
+    assert {"video_emotion.cache", "h5py"} <= imported  # the import log covers the job's imports
+    assert read_index(out)[0]["video_id"].tolist() == pd.read_parquet(manifest)["video_id"].tolist()
+    heavy = sorted(m for m in imported if m.split(".")[0] in ("torch", "matplotlib"))
+    assert not heavy, f"the cache job imports {heavy[:5]}"
 
 
 def test_corrupt_faces_file_names_file_and_keeps_old_cache(tmp_path):

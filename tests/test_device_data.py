@@ -10,7 +10,8 @@ from test_cache import make_cache
 from torch.utils.data import DataLoader
 from torch.utils.data.distributed import DistributedSampler
 
-from video_emotion.cache import ClipDataset, read_index
+from video_emotion.cache import read_index
+from video_emotion.clips import ClipDataset
 from video_emotion.device_data import DeviceClips, DeviceLoader, make_loader, on_device
 from video_emotion.evaluate import evaluate
 from video_emotion.train import train

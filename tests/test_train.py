@@ -17,7 +17,8 @@ import pytest
 import torch
 from test_cache import make_cache
 
-from video_emotion.cache import ClipDataset, read_index
+from video_emotion.cache import read_index
+from video_emotion.clips import ClipDataset
 from video_emotion.inference import load_checkpoint
 from video_emotion.io import read_parquet_metadata
 from video_emotion.splits import LeakageError

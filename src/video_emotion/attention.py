@@ -39,7 +39,8 @@ def compute_attention(cache_h5: str | os.PathLike, checkpoints, out_path: str | 
     import h5py
     import torch
 
-    from video_emotion.cache import ClipDataset, normalize_clip, read_index
+    from video_emotion.cache import read_index
+    from video_emotion.clips import ClipDataset, normalize_clip
     from video_emotion.inference import load_checkpoint
     from video_emotion.metrics import run_keys
     from video_emotion.models.explain import attention_map, map_kind

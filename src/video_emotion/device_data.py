@@ -2,7 +2,7 @@
 
 When a split's uint8 frames fit a memory budget on the device (``data: auto``, the default, on CUDA), training and
 evaluation copy them there once (:class:`DeviceClips`) and :class:`DeviceLoader` yields the very batches a
-``DataLoader`` over the same :class:`~video_emotion.cache.ClipDataset` would: the same sampler order, the same
+``DataLoader`` over the same :class:`~video_emotion.clips.ClipDataset` would: the same sampler order, the same
 draws (``ClipDataset.draw``: start, crop rows and columns, flip, colour jitter, from ``(seed, epoch, i)``), the
 frames gathered, cropped, resized and flipped by one indexing operation on the device. Normalisation and colour
 jitter then run there too (``normalize_clip``, as for the loader's batches). On the CPU with a fixed seed both paths
@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Sampler
 
-from video_emotion.cache import ClipDataset
+from video_emotion.clips import ClipDataset
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from video_emotion.cache import ClipDataset, read_index
+from video_emotion.cache import read_index
+from video_emotion.clips import ClipDataset
 from video_emotion.device_data import make_loader
 from video_emotion.inference import load_checkpoint, predict_clips, resolve_device, video_scores
 from video_emotion.io import write_parquet

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader
 
-from video_emotion.cache import normalize_clip
+from video_emotion.clips import normalize_clip
 from video_emotion.io import DamagedFileError
 
 

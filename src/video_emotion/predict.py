@@ -3,7 +3,7 @@
 The video goes through the training's own preprocessing, by calling the same code with the settings that travel with
 the checkpoint (``ckpt["config"]``): ffmpeg decoding at the configured fps and height
 (:func:`video_emotion.frames.iter_frames`), face tracking and alignment (:class:`video_emotion.faces.FacePipeline`),
-and the clip normalisation of the clip cache (:func:`video_emotion.cache.normalize_clip`). Frames stream through:
+and the clip normalisation of the clip cache (:func:`video_emotion.clips.normalize_clip`). Frames stream through:
 only one window of aligned crops (plus the face stage's short lookahead) is held at any time, so memory does not grow
 with the video's length.
 
@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from video_emotion.cache import normalize_clip
+from video_emotion.clips import normalize_clip
 from video_emotion.faces import DEFAULTS as FACE_DEFAULTS
 from video_emotion.faces import FacePipeline
 from video_emotion.frames import iter_frames, probe

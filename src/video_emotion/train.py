@@ -46,7 +46,8 @@ from torch.utils.data import DataLoader
 from torch.utils.data.distributed import DistributedSampler
 from tqdm import tqdm
 
-from video_emotion.cache import ClipDataset, read_index
+from video_emotion.cache import read_index
+from video_emotion.clips import ClipDataset
 from video_emotion.device_data import make_loader
 from video_emotion.inference import (
     autocast,

@@ -1,0 +1,180 @@
+"""Clips of the HDF5 clip cache for PyTorch: :class:`ClipDataset` reads them, :func:`normalize_clip` turns them into
+the model's input.
+
+:class:`ClipDataset` opens the file lazily in each process that reads it (never open, then fork: PyTorch issue
+11929) with a chunk cache sized to one clip read. The cache itself (its layout, building it, its index) is
+:mod:`video_emotion.cache`, which does not import torch: the cache job starts without it.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pandas as pd
+import torch
+
+from video_emotion.cache import open_cache, read_index
+from video_emotion.io import DamagedFileError
+
+# Per-channel normalisation of [0, 1] RGB (the Kinetics statistics used by pytorchvideo's video models).
+MEAN = (0.45, 0.45, 0.45)
+STD = (0.225, 0.225, 0.225)
+
+
+def normalize_clip(
+    frames: np.ndarray | torch.Tensor, gain: float | torch.Tensor = 1.0, bias: float | torch.Tensor = 0.0
+) -> torch.Tensor:
+    """uint8 frames (T, H, W, 3) or a batch (B, T, H, W, 3) -> normalised float32 (3, T, H, W) or (B, 3, T, H, W).
+
+    The one normalisation of the project (training, evaluation, predict, report): ``(x / 255 - MEAN) / STD``, then
+    ``x * gain + bias``. ``gain`` and ``bias`` are numbers or, for a batch, one value per clip (the colour jitter
+    that :class:`ClipDataset` draws). It runs where ``frames`` are: the training loop calls it on the uint8 batch
+    on the training device, so only uint8 frames cross worker processes and the host-device link.
+
+    The arithmetic runs on the channels-last frames (one multiply-add per value); the result is a channels-first
+    view of that memory, i.e. channels_last_3d, the layout the models use (``optimize_for_device``).
+    """
+    x = torch.as_tensor(frames)
+    batched = x.ndim == 5
+    if not batched:
+        x = x.unsqueeze(0)
+    if x.ndim != 5 or x.shape[-1] != 3:
+        raise ValueError(f"expected frames (T, H, W, 3) or (B, T, H, W, 3), got {tuple(x.shape)}")
+    # Per-clip, per-channel constants in float64, then float32 (as numbers: the same values as in float64 math).
+    gain = torch.as_tensor(gain, dtype=torch.float64).reshape(-1, 1)
+    bias = torch.as_tensor(bias, dtype=torch.float64).reshape(-1, 1)
+    mean = torch.tensor(MEAN, dtype=torch.float64, device=gain.device)
+    std = torch.tensor(STD, dtype=torch.float64, device=gain.device)
+    scale = (gain / (255 * std)).to(x.device, torch.float32)
+    shift = (bias - gain * mean / std).to(x.device, torch.float32)
+    shape = (-1, 1, 1, 1, 3)
+    y = x.to(torch.float32) * scale.reshape(shape)
+    y += shift.reshape(shape)
+    y = y.permute(0, 4, 1, 2, 3)
+    return y if batched else y[0]
+
+
+def clip_starts(length: int, clip_len: int, n: int) -> list[int]:
+    """``n`` evenly spaced clip starts over a video of ``length`` frames (0 when the video is shorter)."""
+    last = max(length - clip_len, 0)
+    return [int(round(s)) for s in np.linspace(0, last, n)] if n > 1 else [last // 2]
+
+
+class ClipDataset(torch.utils.data.Dataset):
+    """Clips of the videos in an HDF5 clip cache.
+
+    Item ``i`` is clip ``i % clips_per_video`` of video ``i // clips_per_video``: the uint8 frames
+    (clip_len, S, S, 3), the label, the video's position in :attr:`index`, and the clip's colour jitter as a float64
+    tensor ``(gain, bias)``. :func:`normalize_clip` turns a batch of them into the model's input:
+    ``normalize_clip(frames, jitter[:, 0], jitter[:, 1])``, on the training device. Items stay uint8 (a quarter of
+    the float32 bytes) because moving clips between processes, not augmenting them, is what limits the loader.
+
+    Training clips start at a random frame and get a random crop (``crop_scale`` to 1 of the side, resized back),
+    a horizontal flip (both on the uint8 frames) and a mild brightness/contrast jitter (``jitter``); evaluation clips
+    are evenly spaced and unaugmented (gain 1, bias 0). Videos shorter than a clip loop. Randomness comes from
+    ``(seed, epoch, i)`` only, so it does not depend on the workers; call :meth:`set_epoch` before each epoch.
+    """
+
+    def __init__(
+        self,
+        h5_path: str | os.PathLike,
+        videos: pd.DataFrame | Sequence[str] | None = None,
+        clip_len: int = 8,
+        train: bool = False,
+        clips_per_video: int = 1,
+        *,
+        crop_scale: float = 0.8,
+        jitter: float = 0.1,
+        seed: int = 0,
+    ):
+        self.h5_path = Path(h5_path)
+        index, attrs = read_index(h5_path)
+        if isinstance(videos, pd.DataFrame):
+            videos = videos["video_id"].tolist()
+        if videos is not None:
+            missing = set(videos) - set(index["video_id"])
+            if missing:
+                raise KeyError(f"{len(missing)} video(s) not in {h5_path}, e.g. {sorted(missing)[:3]}")
+            index = index.set_index("video_id").loc[list(videos)].reset_index()
+        self.index = index.reset_index(drop=True)
+        self.classes = attrs["classes"]
+        self.crop_size = int(attrs["crop_size"])
+        self.clip_len, self.train, self.clips_per_video = int(clip_len), bool(train), int(clips_per_video)
+        self.crop_scale, self.jitter, self.seed, self.epoch = crop_scale, jitter, seed, 0
+        self._starts = self.index["start"].to_numpy()
+        self._lengths = self.index["length"].to_numpy()
+        self._labels = self.index["label"].to_numpy()
+        self._file: h5py.File | None = None
+        self._dset: h5py.Dataset | None = None
+        self._pid = None
+        chunk = int(attrs.get("chunk_frames", clip_len))
+        # Enough chunk cache for one clip read: the chunks it spans, plus one (or a short looped video).
+        self._rdcc = (math.ceil(max(self.clip_len, chunk) / chunk) + 1) * chunk * self.crop_size ** 2 * 3
+
+    def __len__(self) -> int:
+        return len(self.index) * self.clips_per_video
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_file": None, "_dset": None, "_pid": None}
+
+    def _frames(self) -> h5py.Dataset:
+        if self._file is None or self._pid != os.getpid():
+            self._file = open_cache(self.h5_path, rdcc_nbytes=self._rdcc)
+            self._dset = self._file["frames"]
+            self._pid = os.getpid()
+        return self._dset
+
+    def read(self, video: int, start: int) -> np.ndarray:
+        """uint8 frames (clip_len, S, S, 3) of ``video`` from frame ``start``; short videos loop."""
+        s0, length = int(self._starts[video]), int(self._lengths[video])
+        frames = self._frames()
+        try:
+            if start + self.clip_len <= length:
+                return frames[s0 + start: s0 + start + self.clip_len]
+            whole = frames[s0: s0 + length]
+        except OSError as e:  # a chunk that cannot be read: the file was cut off or overwritten
+            raise DamagedFileError(self.h5_path, e) from e
+        return whole[(start + np.arange(self.clip_len)) % length]
+
+    def clip_start(self, i: int) -> int:
+        """The first frame of evaluation clip ``i`` (training clips draw their own)."""
+        video, k = divmod(i, self.clips_per_video)
+        return clip_starts(int(self._lengths[video]), self.clip_len, self.clips_per_video)[k]
+
+    def draw(self, i: int) -> tuple[int, np.ndarray, np.ndarray, tuple[float, float]]:
+        """Where item ``i`` comes from: its first frame, the rows and columns of its crop (resized back to S and
+        flipped), and its colour jitter ``(gain, bias)``. Evaluation items take the whole, unflipped frame."""
+        s = self.crop_size
+        if not self.train:
+            return self.clip_start(i), np.arange(s), np.arange(s), (1.0, 0.0)
+        rng = np.random.default_rng((self.seed, self.epoch, i))
+        length = int(self._lengths[i // self.clips_per_video])
+        start = int(rng.integers(0, max(length - self.clip_len, 0) + 1))
+        # Random crop of crop_scale..1 of the side, resized back to S (nearest neighbour: one gather on uint8),
+        # flipped half of the time; then brightness and contrast (about the normalised mean) within +-jitter,
+        # applied by normalize_clip on the batch.
+        side = int(round(s * rng.uniform(self.crop_scale, 1.0)))
+        y0, x0 = (int(v) for v in rng.integers(0, s - side + 1, size=2))
+        rows = y0 + (np.arange(s) * side) // s
+        cols = x0 + (np.arange(s) * side) // s
+        if rng.random() < 0.5:
+            cols = cols[::-1]
+        brightness, contrast = rng.uniform(-self.jitter, self.jitter, size=2) if self.jitter else (0.0, 0.0)
+        return start, rows, cols, (1 + contrast, brightness / STD[0])
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int, int, torch.Tensor]:
+        video = i // self.clips_per_video
+        label = int(self._labels[video])
+        start, rows, cols, jitter = self.draw(i)
+        frames = self.read(video, start)
+        if self.train:
+            frames = frames.take(rows, axis=1).take(cols, axis=2)
+        return torch.from_numpy(frames), label, video, torch.tensor(jitter, dtype=torch.float64)

@@ -110,6 +110,24 @@ def test_build_cache_layout_and_skipped(tmp_path):
             assert EMOTIONS[row.label] in row.video_id
 
 
+def test_frames_and_hash_do_not_depend_on_the_write_blocks(tmp_path, monkeypatch):
+    """Videos that straddle write blocks, or span several, land back to back all the same, with the same hash."""
+    import video_emotion.cache
+
+    manifest, faces = write_faces(tmp_path, subjects=2, n_frames=11)
+    build_cache(manifest, faces, tmp_path / "a.h5", {"clip_len": 4})
+    monkeypatch.setattr(video_emotion.cache, "BLOCK_CHUNKS", 1)  # blocks of 4 frames: each video spans 3-4
+    build_cache(manifest, faces, tmp_path / "b.h5", {"clip_len": 4})
+    index, attrs = read_index(tmp_path / "b.h5")
+    assert attrs["content_hash"] == read_index(tmp_path / "a.h5")[1]["content_hash"]
+    with h5py.File(tmp_path / "b.h5", "r") as f:
+        frames = f["frames"][()]
+    assert len(frames) == index["length"].sum() and set(index["length"]) == {11, 12, 13}
+    for row in index.itertuples():
+        with h5py.File(tmp_path / "faces" / f"s{row.subject}.h5", "r") as src:
+            np.testing.assert_array_equal(frames[row.start:row.start + row.length], src[row.video_id]["crops"])
+
+
 def test_cache_job_does_not_import_torch(tmp_path):
     """The cache job, run as the rule runs it, builds the cache without importing torch or matplotlib: their
     start-up (~2.5 s CPU for torch) would be a large share of the job at a real dataset's size

@@ -1,4 +1,4 @@
-"""The HDF5 clip cache: one file holding every kept video's aligned face crops (reading clips: :mod:`video_emotion.clips`).
+"""The HDF5 clip cache: one file holding every kept video's aligned face crops (reading clips: ``clips``).
 
 Layout of ``clips.h5``::
 
@@ -10,7 +10,7 @@ Layout of ``clips.h5``::
     index/start       int64 (V,)           first row of the video in `frames`
     index/length      int64 (V,)           number of frames
     attrs: classes (JSON list), crop_size, clip_len, chunk_frames, compression, dataset (the manifest's),
-           content_hash (blake2b of the frames, index and attrs, computed while writing)
+           content_hash (blake2b of the frames' CRC-32, the index and the attrs, computed while writing)
 
 Chunks of ``chunk_frames`` frames (default: one clip length) and no compression were chosen by measurement
 (``benchmarks/cache_layout.py``): a random clip then touches at most two chunks, and decoding costs nothing.
@@ -24,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import zlib
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -35,6 +36,7 @@ from video_emotion.io import DamagedFileError, atomic_path, read_parquet, read_p
 
 CACHE_DEFAULTS = {"clip_len": 16, "chunk_frames": None, "compression": None}
 INDEX_COLUMNS = ("video_id", "label", "subject", "fold", "start", "length")
+BLOCK_CHUNKS = 32  # chunks written at a time by build_cache
 
 
 
@@ -44,9 +46,12 @@ def qc_path(faces_h5: str | os.PathLike) -> Path:
     return faces_h5.with_name(f"{faces_h5.stem}_qc.parquet")
 
 
-def _scan_faces(face_files: Sequence[str | os.PathLike]) -> tuple[dict, dict, int | None]:
-    """Map video_id -> (faces file, n_frames) for every video with crops, video_id -> QC reason, and crop size."""
-    found: dict[str, tuple[Path, int]] = {}
+def _scan_faces(face_files: Sequence[str | os.PathLike], files: dict) -> tuple[dict, dict, int | None]:
+    """Map video_id -> (faces file, crops dataset) for every video with crops, video_id -> QC reason, and crop size.
+
+    The faces files are opened into ``files`` (path -> h5py.File) and left open for the copy: the caller closes them.
+    """
+    found: dict[str, tuple[Path, h5py.Dataset]] = {}
     reasons: dict[str, str] = {}
     crop_size = None
     for path in map(Path, face_files):
@@ -56,17 +61,17 @@ def _scan_faces(face_files: Sequence[str | os.PathLike]) -> tuple[dict, dict, in
                 if row.status != "ok":
                     reasons[str(row.video_id)] = f"faces: {row.reason or row.status}"
         try:
-            with h5py.File(path, "r") as f:
-                for vid, group in f.items():
-                    if vid in reasons or "crops" not in group:
-                        continue
-                    crops = group["crops"]
-                    if crops.ndim != 4 or crops.shape[1] != crops.shape[2] or crops.shape[3] != 3:
-                        raise ValueError(f"/{vid}/crops has shape {crops.shape}, expected (T, S, S, 3)")
-                    if crop_size is not None and crops.shape[1] != crop_size:
-                        raise ValueError(f"/{vid}/crops are {crops.shape[1]} px, other videos are {crop_size} px")
-                    crop_size = crops.shape[1]
-                    found[vid] = (path, crops.shape[0])
+            f = files[path] = h5py.File(path, "r")
+            for vid in f:  # names only, and one object opened per video: at 1,000s of videos it counts
+                crops = None if vid in reasons else f.get(f"{vid}/crops")
+                if crops is None:
+                    continue
+                if crops.ndim != 4 or crops.shape[1] != crops.shape[2] or crops.shape[3] != 3:
+                    raise ValueError(f"/{vid}/crops has shape {crops.shape}, expected (T, S, S, 3)")
+                if crop_size is not None and crops.shape[1] != crop_size:
+                    raise ValueError(f"/{vid}/crops are {crops.shape[1]} px, other videos are {crop_size} px")
+                crop_size = crops.shape[1]
+                found[vid] = (path, crops)
         except FileNotFoundError:
             raise
         except (OSError, ValueError, KeyError) as e:
@@ -74,14 +79,39 @@ def _scan_faces(face_files: Sequence[str | os.PathLike]) -> tuple[dict, dict, in
     return found, reasons, crop_size
 
 
-def _crops(files: dict, path: Path, video_id: str) -> np.ndarray:
-    """The crops of one video, from a faces file kept open in ``files``; a damaged file is named."""
-    try:
-        if path not in files:
-            files[path] = h5py.File(path, "r")
-        return files[path][video_id]["crops"][()]
-    except (OSError, KeyError) as e:
-        raise DamagedFileError(path, e) from e
+def _pack(sources: Sequence[tuple[Path, h5py.Dataset]], frames: h5py.Dataset) -> int:
+    """Copy the crops of ``sources`` (faces file, crops dataset) back to back into ``frames``; their CRC-32.
+
+    Each video's crops are read straight into one reused buffer and written out in whole chunks of ``frames``
+    (whose file has no chunk cache): every byte is copied once in and once out. A fresh array per video and writes
+    that straddle chunks cost as much again (``benchmarks/cache_layout.py``).
+    """
+    block = frames.chunks[0] * BLOCK_CHUNKS
+    buf = np.empty((block + max(len(crops) for _, crops in sources), *frames.shape[1:]), np.uint8)
+    fill = at = crc = 0
+
+    def write(rows: np.ndarray) -> None:
+        nonlocal at, crc
+        frames[at:at + len(rows)] = rows
+        crc = zlib.crc32(rows, crc)
+        at += len(rows)
+
+    for path, crops in sources:
+        n = len(crops)
+        try:
+            crops.read_direct(buf, dest_sel=np.s_[fill:fill + n])
+        except OSError as e:
+            raise DamagedFileError(path, e) from e
+        fill += n
+        done = 0
+        while fill - done >= block:
+            write(buf[done:done + block])
+            done += block
+        buf[:fill - done] = buf[done:fill]  # the rest of a chunk waits for the next video
+        fill -= done
+    if fill:
+        write(buf[:fill])
+    return crc
 
 
 def build_cache(
@@ -103,67 +133,71 @@ def build_cache(
     if not isinstance(manifest["label"].dtype, pd.CategoricalDtype):
         raise ValueError(f"{manifest_path}: 'label' must be categorical over the classes; rerun the manifest rule")
     classes = [str(c) for c in manifest["label"].cat.categories]
-    found, reasons, crop_size = _scan_faces(face_files)
-
-    kept, skipped = [], []
-    for row in manifest.itertuples():
-        vid = str(row.video_id)
-        if vid in found and found[vid][1] > 0:
-            kept.append(row)
-        else:
-            reason = reasons.get(vid) or ("no frames" if vid in found else "not in the faces files")
-            skipped.append({"video_id": vid, "subject": str(row.subject), "reason": reason})
-    if not kept:
-        raise ValueError(f"no video of {manifest_path} has face crops in {[str(f) for f in face_files]}")
-
-    lengths = np.array([found[str(r.video_id)][1] for r in kept], dtype=np.int64)
-    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
-    chunk_frames = int(p["chunk_frames"] or p["clip_len"])
-    compression = p["compression"] or None
-    n = int(lengths.sum())
-    # The content hash (of every frame, the index and the attrs) identifies what training reads: a rebuilt cache
-    # with the same content keeps its trained models, another content starts them afresh (train.fingerprint).
-    digest = hashlib.blake2b(digest_size=16)
-    with atomic_path(out_h5) as tmp:
-        with h5py.File(tmp, "w") as out:
-            frames = out.create_dataset(
-                "frames", shape=(n, crop_size, crop_size, 3), dtype=np.uint8,
-                chunks=(min(chunk_frames, n), crop_size, crop_size, 3), compression=compression,
-            )
-            open_files: dict[Path, h5py.File] = {}
-            try:
-                for row, start, length in zip(kept, starts, lengths, strict=True):
-                    crops = np.ascontiguousarray(_crops(open_files, found[str(row.video_id)][0], str(row.video_id)))
-                    frames[start:start + length] = crops
-                    digest.update(crops.data)
-            finally:
-                for f in open_files.values():
-                    f.close()
-            index = out.create_group("index")
-            columns = {
-                "video_id": [str(r.video_id) for r in kept],
-                "label": np.array([classes.index(str(r.label)) for r in kept], dtype=np.int64),
-                "subject": [str(r.subject) for r in kept],
-                **({"fold": np.array([int(r.fold) for r in kept], dtype=np.int64)} if has_folds else {}),
-                "start": starts.astype(np.int64),
-                "length": lengths,
-            }
-            str_dtype = h5py.string_dtype()
-            for name, values in columns.items():
-                index[name] = np.array(values, dtype=object).astype(str_dtype) if isinstance(values, list) else values
-            attrs = {"classes": json.dumps(classes), "crop_size": int(crop_size), "clip_len": int(p["clip_len"]),
-                     "chunk_frames": chunk_frames, "compression": str(compression), "dataset": str(dataset)}
-            digest.update(json.dumps([{k: np.asarray(v).tolist() for k, v in columns.items()}, attrs],
-                                     sort_keys=True).encode())
-            content_hash = digest.hexdigest()
-            out.attrs.update(**attrs, content_hash=content_hash)
-    skipped_df = pd.DataFrame(skipped, columns=["video_id", "subject", "reason"])
-    write_parquet(skipped_df, out_h5.with_name("skipped.parquet"))
+    files: dict[Path, h5py.File] = {}  # the faces files, open from the scan to the end of the copy
+    try:
+        found, reasons, crop_size = _scan_faces(face_files, files)
+        kept, skipped = [], []
+        for row in manifest.itertuples():
+            vid = str(row.video_id)
+            if vid in found and len(found[vid][1]) > 0:
+                kept.append(row)
+            else:
+                reason = reasons.get(vid) or ("no frames" if vid in found else "not in the faces files")
+                skipped.append({"video_id": vid, "subject": str(row.subject), "reason": reason})
+        if not kept:
+            raise ValueError(f"no video of {manifest_path} has face crops in {[str(f) for f in face_files]}")
+        ids = [str(r.video_id) for r in kept]
+        lengths = np.array([len(found[v][1]) for v in ids], dtype=np.int64)
+        columns = {
+            "video_id": ids,
+            "label": np.array([classes.index(str(r.label)) for r in kept], dtype=np.int64),
+            "subject": [str(r.subject) for r in kept],
+            **({"fold": np.array([int(r.fold) for r in kept], dtype=np.int64)} if has_folds else {}),
+            "start": np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64),
+            "length": lengths,
+        }
+        compression = p["compression"] or None
+        attrs = {"classes": json.dumps(classes), "crop_size": int(crop_size), "clip_len": int(p["clip_len"]),
+                 "chunk_frames": int(p["chunk_frames"] or p["clip_len"]), "compression": str(compression),
+                 "dataset": str(dataset)}
+        with atomic_path(out_h5) as tmp:
+            content_hash = _write(tmp, [found[v] for v in ids], columns, attrs, compression)
+    finally:
+        for f in files.values():
+            f.close()
+    write_parquet(pd.DataFrame(skipped, columns=["video_id", "subject", "reason"]), out_h5.with_name("skipped.parquet"))
+    n, chunk_frames = int(lengths.sum()), attrs["chunk_frames"]
     return {
         "videos": len(kept), "frames": n, "skipped": skipped, "classes": classes, "crop_size": crop_size,
         "chunks": [min(chunk_frames, n), crop_size, crop_size, 3], "compression": str(compression),
         "bytes": out_h5.stat().st_size, "content_hash": content_hash,
     }
+
+
+def _write(path: Path, sources: Sequence[tuple[Path, h5py.Dataset]], columns: dict, attrs: dict,
+           compression: str | None) -> str:
+    """Write the cache file: the frames of ``sources`` back to back, the index ``columns``, the ``attrs`` and the
+    content hash, which it returns.
+
+    The content hash (of the frames' CRC-32, the index and the attrs) identifies what training reads: a rebuilt cache
+    with the same content keeps its trained models, another content starts them afresh (train.fingerprint). CRC-32
+    costs a third of blake2b, whose cost was that of the copy itself; it misses a change once in 2**32, enough to
+    tell a rebuilt cache from another.
+    """
+    n, size, chunk = int(columns["length"].sum()), attrs["crop_size"], attrs["chunk_frames"]
+    with h5py.File(path, "w", rdcc_nbytes=0) as out:  # no chunk cache: _pack writes whole chunks
+        frames = out.create_dataset("frames", shape=(n, size, size, 3), dtype=np.uint8,
+                                    chunks=(min(chunk, n), size, size, 3), compression=compression)
+        crc = _pack(sources, frames)
+        for name, values in columns.items():
+            if isinstance(values, list):  # of strings
+                values = np.array(values, dtype=object).astype(h5py.string_dtype())
+            out[f"index/{name}"] = values
+        digest = hashlib.blake2b(crc.to_bytes(4, "big"), digest_size=16)
+        digest.update(json.dumps([{k: np.asarray(v).tolist() for k, v in columns.items()}, attrs],
+                                 sort_keys=True).encode())
+        out.attrs.update(**attrs, content_hash=digest.hexdigest())
+    return digest.hexdigest()
 
 
 def open_cache(path: str | os.PathLike, **kw) -> h5py.File:

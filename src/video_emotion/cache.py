@@ -36,7 +36,7 @@ from video_emotion.io import DamagedFileError, atomic_path, read_parquet, read_p
 
 CACHE_DEFAULTS = {"clip_len": 16, "chunk_frames": None, "compression": None}
 INDEX_COLUMNS = ("video_id", "label", "subject", "fold", "start", "length")
-BLOCK_CHUNKS = 32  # chunks written at a time by build_cache
+BLOCK_CHUNKS = 4  # chunks written at a time by build_cache: a few MB, that stay in the CPU cache
 
 
 
@@ -103,12 +103,12 @@ def _pack(sources: Sequence[tuple[Path, h5py.Dataset]], frames: h5py.Dataset) ->
         except OSError as e:
             raise DamagedFileError(path, e) from e
         fill += n
-        done = 0
-        while fill - done >= block:
-            write(buf[done:done + block])
-            done += block
-        buf[:fill - done] = buf[done:fill]  # the rest of a chunk waits for the next video
-        fill -= done
+        if fill >= block:
+            done = fill - fill % block
+            for start in range(0, done, block):
+                write(buf[start:start + block])
+            buf[:fill - done] = buf[done:fill]  # the rest of a block waits for the next video
+            fill -= done
     if fill:
         write(buf[:fill])
     return crc

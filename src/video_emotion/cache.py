@@ -32,7 +32,14 @@ import h5py
 import numpy as np
 import pandas as pd
 
-from video_emotion.io import DamagedFileError, atomic_path, read_parquet, read_parquet_metadata, write_parquet
+from video_emotion.io import (
+    DamagedFileError,
+    atomic_path,
+    read_parquet,
+    read_parquet_metadata,
+    read_table,
+    write_parquet,
+)
 
 CACHE_DEFAULTS = {"clip_len": 16, "chunk_frames": None, "compression": None}
 INDEX_COLUMNS = ("video_id", "label", "subject", "fold", "start", "length")
@@ -57,9 +64,9 @@ def _scan_faces(face_files: Sequence[str | os.PathLike], files: dict) -> tuple[d
     for path in map(Path, face_files):
         qc = qc_path(path)
         if qc.exists():
-            for row in read_parquet(qc, columns=["video_id", "status", "reason"]).itertuples():
-                if row.status != "ok":
-                    reasons[str(row.video_id)] = f"faces: {row.reason or row.status}"
+            for row in read_table(qc, columns=["video_id", "status", "reason"]).to_pylist():  # one per shard: lean
+                if row["status"] != "ok":
+                    reasons[str(row["video_id"])] = f"faces: {row['reason'] or row['status']}"
         try:
             f = files[path] = h5py.File(path, "r")
             for vid in f:  # names only, and one object opened per video: at 1,000s of videos it counts

@@ -120,10 +120,21 @@ def read_parquet(path: str | os.PathLike, **kw):
     """``pd.read_parquet`` that names a missing file and a damaged one (with the command that rebuilds it)."""
     import pandas as pd
 
+    return _read(pd.read_parquet, path, **kw)
+
+
+def read_table(path: str | os.PathLike, **kw):
+    """:func:`read_parquet` as a pyarrow Table: a third of the CPU for a small table."""
+    import pyarrow.parquet as pq
+
+    return _read(pq.read_table, path, **kw)
+
+
+def _read(reader, path: str | os.PathLike, **kw):
     if not Path(path).is_file():
         raise FileNotFoundError(f"{path} not found; build it with: snakemake --cores all {shlex.quote(str(path))}")
     try:
-        return pd.read_parquet(path, **kw)
+        return reader(path, **kw)
     except (OSError, ValueError) as err:  # pyarrow's ArrowInvalid is a ValueError
         raise DamagedFileError(path, err) from err
 

@@ -4,6 +4,7 @@ matmul rate, one torch thread per process (as the rules run jobs side by side on
     python benchmarks/models.py                   # the demo's model, then every model of the enterface05 preset
     python benchmarks/models.py --quick           # the demo's model and the preset's res_att only
     python benchmarks/models.py --threads 2       # another thread count (said in the output)
+    python benchmarks/models.py --channels-last   # channels_last_3d, as on CUDA (on the CPU training runs plain)
 
 The models and their keyword arguments are the resolved configs of the demo and the enterface05 preset
 (the paper's setup, e.g. res_att at width 64 with [3, 4, 6, 3] blocks), so the figures follow the configs. FLOPs
@@ -29,6 +30,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from bench import Table, matmul_gflops, resolved_config  # noqa: E402
 
 from video_emotion.models import create_model, optimize_for_device  # noqa: E402
+from video_emotion.models.device import uses_channels_last  # noqa: E402
 from video_emotion.models.table import count_flops  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -55,17 +57,20 @@ def sync(device: torch.device) -> None:
 
 
 def step_rate(name: str, kwargs: dict, batch: int, clip, device: torch.device, *, bf16: bool = False,
-              channels_last: bool = True, compile: bool = False, min_seconds: float = 5.0, min_steps: int = 2,
+              channels_last: bool | None = None, compile: bool = False, min_seconds: float = 5.0, min_steps: int = 2,
               x: torch.Tensor | None = None) -> dict[str, float]:
     """Clips per second of forward + backward + AdamW steps, per wall second (``wall``) and per CPU second of this
     process (``cpu``; on a shared machine the work done, whatever the load): medians of the steps timed for
-    ``min_seconds`` (at least ``min_steps``), after two warm-up steps (compilation, autotuning)."""
+    ``min_seconds`` (at least ``min_steps``), after two warm-up steps (compilation, autotuning). ``channels_last``:
+    model and input in channels_last_3d or not; by default as training lays them out on ``device``."""
     torch.manual_seed(0)
     model = optimize_for_device(create_model(name, NUM_CLASSES, **kwargs), device, channels_last=channels_last,
                                 compile=compile)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
     if x is None:
         x = torch.randn(batch, 3, *clip, device=device)
+        if uses_channels_last(device) if channels_last is None else channels_last:
+            x = x.contiguous(memory_format=torch.channels_last_3d)  # as normalize_clip gives it
     y = torch.randint(0, NUM_CLASSES, (batch,), device=device)
     autocast = torch.autocast(device.type, dtype=torch.bfloat16) if bf16 else nullcontext()
 
@@ -95,19 +100,19 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="the demo model and the preset's res_att only")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1: one per process)")
     parser.add_argument("--seconds", type=float, default=5.0, help="time each model at least this long")
-    parser.add_argument("--contiguous", action="store_true",
-                        help="models in the default memory layout instead of channels_last_3d (what training uses)")
+    parser.add_argument("--channels-last", action="store_true",
+                        help="models and inputs in channels_last_3d (training uses it on CUDA, the plain layout here)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     device = torch.device("cpu")
-    layout = "contiguous" if args.contiguous else "channels_last_3d"
+    layout = "channels_last_3d" if args.channels_last else "plain layout (as training on the CPU)"
     table = Table("models", f"CPU fp32, {layout}, {args.threads} torch thread(s); reference: best of 5 fp32 1024x1024 "
                             "matmuls, same threads, before and after each model; rates per CPU second of this "
                             "process (the machine is shared), wall rates in the notes")
     for label, name, kwargs, batch, clip in configured_models(args.quick):
         before = matmul_gflops()
         rate = step_rate(name, kwargs, batch, clip, device, min_seconds=args.seconds,
-                         channels_last=not args.contiguous)
+                         channels_last=args.channels_last or None)
         after = matmul_gflops()
         clips_s = rate["cpu"]
         _, flops = count_flops(name, kwargs, batch, clip, backward=True, num_classes=NUM_CLASSES)

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from video_emotion.datasets import DatasetError, add_folds, build_manifest, source_path, summarize
+from video_emotion.datasets import DatasetError, add_folds, add_shards, build_manifest, source_path, summarize
 from video_emotion.labels import EMOTIONS
 from video_emotion.splits import TRAIN_ONLY, fold_subjects
 
@@ -285,3 +285,14 @@ def test_enterface_preset_folds_on_a_full_size_tree(tmp_path):
     for fold in range(5):
         split = fold_subjects(manifest, fold, preset["folds"]["val_subjects"], seed=0)
         assert "6" in split["train"] + split["val"] and len(split["val"]) == 4
+
+
+def test_shards_pack_whole_subjects_in_order():
+    counts = {"2": 40, "10": 30, "1": 20, "anne marie": 5, "zoë": 50}
+    manifest = pd.DataFrame({"subject": [s for s, n in counts.items() for _ in range(n)]})
+    shard = add_shards(manifest, 60).groupby("subject")["shard"].first()
+    # in subject order (1, 2, 10, anne marie, zoë), a shard closes once it holds 60 videos or more
+    assert shard.to_dict() == {"1": "1-2", "2": "1-2", "10": "10-zoe", "anne marie": "10-zoe", "zoë": "10-zoe"}
+    one = add_shards(manifest, 1).groupby("subject")["shard"].first()
+    assert one.to_dict() == {"1": "1", "10": "10", "2": "2", "anne marie": "anne_marie", "zoë": "zoe"}
+    assert add_shards(manifest, 10_000)["shard"].nunique() == 1

@@ -51,6 +51,34 @@ def test_device_batches_equal_the_data_loaders(cache, training):
         assert not torch.equal(got[0][0], want[0][0]) or len({tuple(b[2].tolist()) for b in got}) > 1
 
 
+@pytest.mark.parametrize("training", [True, False])
+def test_a_batch_draws_what_its_items_draw_alone(cache, training):
+    # The device path draws a whole batch at once, the DataLoader one item at a time: item i gets the same values
+    # whatever the batch around it.
+    ds = ClipDataset(cache, None, 8, train=training, clips_per_video=4, seed=2)
+    rng = np.random.default_rng(0)
+    seen = []
+    for epoch in (0, 1, 7):
+        ds.set_epoch(epoch)
+        items = rng.permutation(len(ds))
+        start, rows, cols, jitter = ds.draw(items)
+        for k, i in enumerate(items):
+            alone = ds.draw([i])
+            for whole, one in zip((start, rows, cols, jitter), alone, strict=True):
+                np.testing.assert_array_equal(whole[k], one[0])
+        lengths = ds._lengths[items // ds.clips_per_video]
+        assert (start >= 0).all() and (start <= np.maximum(lengths - 8, 0)).all()
+        assert rows.min() >= 0 and max(rows.max(), cols.max()) < ds.crop_size
+        seen.append((start[np.argsort(items)], cols[np.argsort(items)]))
+    flipped = cols[:, 0] > cols[:, -1]
+    if training:  # random starts, crops and flips, new each epoch
+        assert 0 < flipped.mean() < 1 and len(set(start.tolist())) > 1
+        assert not np.array_equal(seen[0][1], seen[1][1]) and not np.array_equal(seen[0][0], seen[2][0])
+    else:  # the whole frame, unflipped, the same clips every epoch
+        assert not flipped.any() and (rows == np.arange(ds.crop_size)).all() and (jitter == [1, 0]).all()
+        assert all(np.array_equal(s[0], seen[0][0]) for s in seen)
+
+
 def test_both_paths_train_and_predict_identically(cache, tmp_path):
     def run(path: str):
         params = {"train": {"epochs": 2, "batch_size": 8, "lr": 3e-3, "seed": 0, "clips_per_video": 2,

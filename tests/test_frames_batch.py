@@ -1,5 +1,5 @@
 """Many videos per frames job: the batched outputs equal one-video-at-a-time outputs, the CLI reads a manifest shard,
-and the per-shard DAG builds for a large placeholder tree."""
+and the per-shard DAG of a 16,000-video placeholder tree builds."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import yaml
 
@@ -69,19 +70,26 @@ def test_cli_extracts_many_videos_in_one_process(videos, tmp_path):
         main(["frames", *paths, "--ids", "a", "b", "--out", str(tmp_path / "s2")])
 
 
-def test_dag_of_a_large_placeholder_tree_builds_one_frames_job_per_shard(tmp_path):
-    n_videos, per_subject = 3000, 30
+def test_dag_of_a_16000_video_placeholder_tree_packs_subjects_into_shards(tmp_path):
+    n_videos, per_subject, shard_videos = 16000, 30, 64
     csv = placeholder_csv(tmp_path / "data", n_videos, per_subject)
     work = tmp_path / "work"
     work.mkdir()
     config = {"dataset": "csv", "dataset_root": str(csv), "folds": {"scheme": "kfold", "k": 5},
-              "models": ["res_att", "c3d"]}
+              "models": ["res_att", "c3d"], "shard_videos": shard_videos}
     (work / "config.yaml").write_text(yaml.safe_dump(config))
     base = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "-d", str(work), "--cores", "1"]
     subprocess.run([*base, "results/manifest.parquet", "results/folds.parquet"], check=True, capture_output=True)
-    dry = subprocess.run([*base, "-n", "--quiet", "rules"], capture_output=True, text=True)
+    manifest = pd.read_parquet(work / "results/manifest.parquet", columns=["subject", "shard"])
+    assert (manifest.groupby("subject")["shard"].nunique() == 1).all()  # a subject is never split
+    sizes = manifest.groupby("shard").size()
+    assert len(sizes) == -(-n_videos // (3 * per_subject))  # three 30-video subjects reach 64
+    assert (sizes.sort_values().iloc[1:] >= shard_videos).all(), sizes.describe()  # all but the last one
+    dry = subprocess.run([base[0], "-X", "importtime", *base[1:], "-n", "--quiet", "rules"], capture_output=True,
+                         text=True)
     assert dry.returncode == 0, dry.stderr[-3000:]
+    imported = {line.split("|")[-1].strip() for line in dry.stderr.splitlines() if line.startswith("import time:")}
+    assert not imported & {"torch", "matplotlib"}, "reading the workflow must not import torch or matplotlib"
     stats = dict(line.split() for line in dry.stdout.split("Job stats:")[-1].splitlines() if len(line.split()) == 2)
-    shards = n_videos // per_subject
-    assert int(stats["frames"]) == shards and int(stats["faces"]) == shards, stats
+    assert int(stats["frames"]) == int(stats["faces"]) == len(sizes), stats
     assert int(stats["train"]) == 2 * 5, stats

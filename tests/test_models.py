@@ -11,6 +11,7 @@ import torch
 from video_emotion.models import create_model, list_models, optimize_for_device
 from video_emotion.models.attention import ResidualMHSA, SpatialAttention3d, sincos_position_3d
 from video_emotion.models.blocks import P3DConv
+from video_emotion.models.device import uses_channels_last
 from video_emotion.models.explain import attention_map
 
 NUM_CLASSES = 6
@@ -175,6 +176,10 @@ def test_optimize_for_device_keeps_the_numbers():
         conv = fast.stem.conv.weight
         assert conv.is_contiguous(memory_format=torch.channels_last_3d)
         assert torch.allclose(fast(x), ref, atol=1e-5)
+    # By default channels_last_3d on CUDA only: on the CPU the plain layout runs faster.
+    assert uses_channels_last("cuda:0") and not uses_channels_last("cpu")
+    plain = optimize_for_device(small_model("res_att"), "cpu")
+    assert plain.stem.conv.weight.is_contiguous()
 
 
 def test_tiny_demo_model_learns():

@@ -18,7 +18,7 @@ from video_emotion.frames import extract_frames, ffmpeg_exe
 from video_emotion.io import read_parquet_metadata
 from video_emotion.labels import EMOTIONS
 from video_emotion.models import create_model
-from video_emotion.predict import overall_emotion, predict, window_indices, window_starts
+from video_emotion.predict import overall_emotion, predict, predict_many, window_indices, window_starts
 
 FRAMES = {"fps": 10, "height": 240}
 FACES = {"backend": "dlib", "crop_size": 32}
@@ -101,6 +101,23 @@ def test_unreadable_video_names_the_file(checkpoint, tmp_path):
     with pytest.raises(Exception, match="broken.avi"):
         predict(bad, checkpoint, tmp_path / "out")
     assert not (tmp_path / "out" / "broken.timeline.parquet").exists()
+
+
+def test_many_videos_in_one_process_equal_one_at_a_time_and_a_broken_one_is_recorded(demo, checkpoint, tmp_path):
+    bad = tmp_path / "broken.avi"
+    bad.write_bytes(b"not a video at all" * 100)
+    videos = [demo[0], bad, demo[3]]
+    failed = predict_many(videos, checkpoint, tmp_path / "many", names=["a", "b", "c"])
+    assert list(failed) == [str(bad)] and "broken.avi" not in failed[str(bad)] and failed[str(bad)]
+    for name, video in (("a", demo[0]), ("c", demo[3])):
+        one = predict(video, checkpoint, tmp_path / "one", name=name)
+        many = pd.read_parquet(tmp_path / "many" / f"{name}.timeline.parquet")
+        pd.testing.assert_frame_equal(many, one.reset_index(drop=True), check_like=False)
+        assert read_parquet_metadata(tmp_path / "many" / f"{name}.timeline.parquet")["error"] is None
+    empty = pd.read_parquet(tmp_path / "many" / "b.timeline.parquet")
+    assert empty.empty and list(empty.columns) == list(one.columns)
+    assert read_parquet_metadata(tmp_path / "many" / "b.timeline.parquet")["error"] == failed[str(bad)]
+    assert (tmp_path / "many" / "b.timeline.png").exists()
 
 
 def test_checkpoint_without_preprocessing_settings_is_refused(checkpoint, demo, tmp_path):

@@ -22,10 +22,8 @@ from video_emotion.labels import EMOTIONS
 from video_emotion.metrics import TABLES, compute_metrics
 from video_emotion.models import create_model
 from video_emotion.report import (
-    FIGURES,
     PAPER,
     REPORT_DEFAULTS,
-    TABLE_FILES,
     build_report,
     face_examples,
     fig_attention,
@@ -33,6 +31,7 @@ from video_emotion.report import (
     fig_headline,
     load_metrics,
 )
+from video_emotion.report_files import FIGURES, TABLE_FILES
 
 ROOT = Path(__file__).resolve().parents[1]
 MODELS = ("res_att", "c3d")

@@ -39,8 +39,8 @@ def cmd_demo(args: argparse.Namespace) -> None:
 
 
 def cmd_manifest(args: argparse.Namespace) -> None:
-    from video_emotion.datasets import build_manifest, summarize
-    from video_emotion.io import safe_name, write_parquet
+    from video_emotion.datasets import add_shards, build_manifest, summarize
+    from video_emotion.io import write_parquet
 
     p = args.params
     dataset = args.dataset or p.get("dataset", "demo")
@@ -48,7 +48,7 @@ def cmd_manifest(args: argparse.Namespace) -> None:
     if args.out is None:  # summary only
         print(summarize(manifest, rejected))
         return
-    manifest["shard"] = manifest["subject"].astype(str).map(safe_name)
+    manifest = add_shards(manifest, p.get("shard_videos", 1))
     meta = {"dataset": dataset, "root": str(args.root), "classes": list(manifest["label"].cat.categories)}
     write_parquet(rejected, args.rejected, metadata=meta)
     write_parquet(manifest, args.out, metadata=meta)
@@ -220,12 +220,20 @@ def cmd_report(args: argparse.Namespace) -> None:
 
 
 def cmd_predict(args: argparse.Namespace) -> None:
-    from video_emotion.predict import predict
+    from video_emotion.predict import predict, predict_many
 
     overrides = {k: v for k, v in (("frames", _params(args.frames, "--frames")),
                                    ("faces", _params(args.faces, "--faces"))) if v}
-    predict(args.video, args.model, args.out, window=args.window, stride=args.stride, device=args.device,
-            name=args.name, overrides=overrides)
+    if args.name and len(args.name) != len(args.video):
+        raise SystemExit(f"video-emotion predict: error: {len(args.video)} videos but {len(args.name)} --name")
+    kwargs = {"window": args.window, "stride": args.stride, "device": args.device, "overrides": overrides}
+    if len(args.video) == 1:
+        predict(args.video[0], args.model, args.out, name=(args.name or [None])[0], **kwargs)
+        return
+    failed = predict_many(args.video, args.model, args.out, names=args.name, **kwargs)
+    log.info("%d of %d videos predicted%s", len(args.video) - len(failed), len(args.video),
+             "; not readable (empty timelines): " + "; ".join(f"{v}: {why}" for v, why in failed.items())
+             if failed else "")
 
 
 def cmd_faces_strip(args: argparse.Namespace) -> None:
@@ -287,10 +295,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ids", nargs="+", help="the videos' ids, in order (default: their file names' stems)")
     p.add_argument("--workers", type=int, default=1, help="ffmpeg processes at a time (default 1)")
 
-    p = add("faces", cmd_faces, "detect, track and align the faces of one shard (subject), or of one raw video "
+    p = add("faces", cmd_faces, "detect, track and align the faces of one shard (whole subjects), or of one raw video "
             "(--video: frames, faces .h5, QC table and a QC strip beside --out)")
     p.add_argument("--manifest", type=Path, help="manifest.parquet of the manifest rule")
-    p.add_argument("--shard", help="the shard (subject) whose videos to process")
+    p.add_argument("--shard", help="the shard (the manifest's shard column) whose videos to process")
     p.add_argument("--frames-root", type=Path, default=Path("results/frames"),
                    help="the shard's frames folder (one folder per video)")
     p.add_argument("--out", type=Path, required=True, help="faces .h5 to write")
@@ -347,7 +355,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--captions", type=Path, nargs="*", default=[], help="caption .rst files of the figures")
 
     p = add("predict", cmd_predict, "emotion timeline of a new video with a trained model")
-    p.add_argument("video", type=Path, help="any video ffmpeg reads")
+    p.add_argument("video", type=Path, nargs="+",
+                   help="any video ffmpeg reads; several in one process load the model once, and one that cannot be "
+                        "read gets an empty timeline saying why while the others go on")
     p.add_argument("--model", type=Path, default=Path("results/models/res_att/seed0/fold0/best.pt"),
                    help="checkpoint (best.pt)")
     p.add_argument("--out", type=Path, default=Path("results/predict"),
@@ -355,7 +365,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--window", type=int, help="frames per clip (default: the checkpoint's clip length)")
     p.add_argument("--stride", type=int, help="frames between clip starts (default: half a window)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda")
-    p.add_argument("--name", help="output file stem (default: the video's file name, made file-safe)")
+    p.add_argument("--name", nargs="+", help="output file stems, one per video (default: the video's file name, "
+                                              "made file-safe)")
     p.add_argument("--faces", help='JSON object replacing the checkpoint\'s faces settings, e.g. \'{"min_face": 30}\'')
     p.add_argument("--frames", help="JSON object replacing the checkpoint's frames settings (fps, height)")
 

@@ -37,8 +37,11 @@ def normalize_clip(
     on the training device, so only uint8 frames cross worker processes and the host-device link.
 
     The arithmetic runs on the channels-last frames (one multiply-add per value); the result is a channels-first
-    view of that memory, i.e. channels_last_3d, the layout the models use (``optimize_for_device``).
+    view of that memory, i.e. channels_last_3d, where the models use that layout (CUDA); elsewhere it is copied to
+    the plain layout (``uses_channels_last``, ``optimize_for_device``).
     """
+    from video_emotion.models.device import uses_channels_last
+
     x = torch.as_tensor(frames)
     batched = x.ndim == 5
     if not batched:
@@ -56,6 +59,8 @@ def normalize_clip(
     y = x.to(torch.float32) * scale.reshape(shape)
     y += shift.reshape(shape)
     y = y.permute(0, 4, 1, 2, 3)
+    if not uses_channels_last(y.device):
+        y = y.contiguous()
     return y if batched else y[0]
 
 
@@ -112,6 +117,7 @@ class ClipDataset(torch.utils.data.Dataset):
         self._file: h5py.File | None = None
         self._dset: h5py.Dataset | None = None
         self._pid = None
+        self._draws: tuple[int, np.ndarray] | None = None  # (epoch, uniforms): _uniforms()
         chunk = int(attrs.get("chunk_frames", clip_len))
         # Enough chunk cache for one clip read: the chunks it spans, plus one (or a short looped video).
         self._rdcc = (math.ceil(max(self.clip_len, chunk) / chunk) + 1) * chunk * self.crop_size ** 2 * 3
@@ -123,7 +129,7 @@ class ClipDataset(torch.utils.data.Dataset):
         self.epoch = int(epoch)
 
     def __getstate__(self) -> dict:
-        return {**self.__dict__, "_file": None, "_dset": None, "_pid": None}
+        return {**self.__dict__, "_file": None, "_dset": None, "_pid": None, "_draws": None}
 
     def _frames(self) -> h5py.Dataset:
         if self._file is None or self._pid != os.getpid():
@@ -149,32 +155,43 @@ class ClipDataset(torch.utils.data.Dataset):
         video, k = divmod(i, self.clips_per_video)
         return clip_starts(int(self._lengths[video]), self.clip_len, self.clips_per_video)[k]
 
-    def draw(self, i: int) -> tuple[int, np.ndarray, np.ndarray, tuple[float, float]]:
-        """Where item ``i`` comes from: its first frame, the rows and columns of its crop (resized back to S and
-        flipped), and its colour jitter ``(gain, bias)``. Evaluation items take the whole, unflipped frame."""
-        s = self.crop_size
+    def draw(self, items: Sequence[int] | np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Where B items come from: their first frames (B,), the rows and columns of their crops (B, S) (resized
+        back to S and flipped), and their colour jitter (B, 2) ``(gain, bias)``; evaluation items take the whole,
+        unflipped frame. The one definition of the draws, for one item (``__getitem__``) or a whole batch
+        (``device_data``): item ``i`` gets the same values either way."""
+        items = np.asarray(items, dtype=np.int64)
+        s, grid = self.crop_size, np.arange(self.crop_size)
         if not self.train:
-            return self.clip_start(i), np.arange(s), np.arange(s), (1.0, 0.0)
-        rng = np.random.default_rng((self.seed, self.epoch, i))
-        length = int(self._lengths[i // self.clips_per_video])
-        start = int(rng.integers(0, max(length - self.clip_len, 0) + 1))
-        # Random crop of crop_scale..1 of the side, resized back to S (nearest neighbour: one gather on uint8),
-        # flipped half of the time; then brightness and contrast (about the normalised mean) within +-jitter,
-        # applied by normalize_clip on the batch.
-        side = int(round(s * rng.uniform(self.crop_scale, 1.0)))
-        y0, x0 = (int(v) for v in rng.integers(0, s - side + 1, size=2))
-        rows = y0 + (np.arange(s) * side) // s
-        cols = x0 + (np.arange(s) * side) // s
-        if rng.random() < 0.5:
-            cols = cols[::-1]
-        brightness, contrast = rng.uniform(-self.jitter, self.jitter, size=2) if self.jitter else (0.0, 0.0)
-        return start, rows, cols, (1 + contrast, brightness / STD[0])
+            whole = np.broadcast_to(grid, (len(items), s))
+            start = np.array([self.clip_start(int(i)) for i in items], dtype=np.int64)
+            return start, whole, whole, np.tile([1.0, 0.0], (len(items), 1))
+        u = self._uniforms()[items].T
+        lengths = self._lengths[items // self.clips_per_video]
+        # A random start; a random crop of crop_scale..1 of the side, resized back to S (nearest neighbour: one
+        # gather on uint8), flipped half of the time; then brightness and contrast (about the normalised mean)
+        # within +-jitter, applied by normalize_clip on the batch.
+        start = (u[0] * (np.maximum(lengths - self.clip_len, 0) + 1)).astype(np.int64)
+        side = np.round(s * (self.crop_scale + (1 - self.crop_scale) * u[1])).astype(np.int64)
+        y0, x0 = ((v * (s - side + 1)).astype(np.int64) for v in u[2:4])
+        rows = y0[:, None] + grid * side[:, None] // s
+        cols = x0[:, None] + grid * side[:, None] // s
+        cols = np.where((u[4] < 0.5)[:, None], cols[:, ::-1], cols)
+        brightness, contrast = self.jitter * (2 * u[5:7] - 1)
+        return start, rows, cols, np.stack([1 + contrast, brightness / STD[0]], axis=1)
+
+    def _uniforms(self) -> np.ndarray:
+        """(items, 7) uniforms in [0, 1) of this epoch, drawn for every item at once and kept for the epoch; row
+        ``i`` depends on ``(seed, epoch, i)`` only (a generator fills the rows in order)."""
+        if self._draws is None or self._draws[0] != self.epoch:
+            self._draws = (self.epoch, np.random.default_rng((self.seed, self.epoch)).random((len(self), 7)))
+        return self._draws[1]
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, int, int, torch.Tensor]:
         video = i // self.clips_per_video
         label = int(self._labels[video])
-        start, rows, cols, jitter = self.draw(i)
-        frames = self.read(video, start)
+        start, rows, cols, jitter = self.draw([i])
+        frames = self.read(video, int(start[0]))
         if self.train:
-            frames = frames.take(rows, axis=1).take(cols, axis=2)
-        return torch.from_numpy(frames), label, video, torch.tensor(jitter, dtype=torch.float64)
+            frames = frames.take(rows[0], axis=1).take(cols[0], axis=2)
+        return torch.from_numpy(frames), label, video, torch.from_numpy(jitter[0])

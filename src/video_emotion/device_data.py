@@ -81,25 +81,18 @@ class DeviceClips:
         """Items of the dataset as a collated batch: uint8 frames (B, T, S, S, 3) on the device, labels and video
         positions (int64) and jitter (float64, (B, 2)) on the CPU: what a DataLoader yields for the same items."""
         ds = self.dataset
-        items = list(items)
-        t = np.arange(ds.clip_len)
-        frame_rows, crop_rows, crop_cols, jitter, videos = [], [], [], [], []
-        for i in items:
-            video = i // ds.clips_per_video
-            start, rows, cols, jit = ds.draw(i)
-            frame_rows.append(self.starts[video] + (start + t) % int(ds._lengths[video]))  # short videos loop
-            crop_rows.append(rows)
-            crop_cols.append(cols)
-            jitter.append(jit)
-            videos.append(video)
-        index = [torch.from_numpy(np.stack(a).astype(np.int64)).to(self.device, non_blocking=True)
-                 for a in (frame_rows, crop_rows, crop_cols)]
-        f, r, c = index
+        items = np.fromiter(items, dtype=np.int64)
+        videos = items // ds.clips_per_video
+        start, rows, cols, jitter = ds.draw(items)  # the whole batch's draws at once
+        lengths = ds._lengths[videos].astype(np.int64)[:, None]
+        frame_rows = self.starts[videos][:, None] + (start[:, None] + np.arange(ds.clip_len)) % lengths  # short videos loop
+        # The three index arrays cross to the device as one (B, T + 2 S) array.
+        index = torch.from_numpy(np.concatenate([frame_rows, rows, cols], axis=1)).to(self.device, non_blocking=True)
+        f, r, c = index.split([ds.clip_len, ds.crop_size, ds.crop_size], dim=1)
         # One gather: (B, T, 1, 1) frames x (B, 1, S, 1) rows x (B, 1, 1, S) columns -> (B, T, S, S, 3).
         frames = self.frames[f[:, :, None, None], r[:, None, :, None], c[:, None, None, :]]
-        videos = torch.tensor(videos, dtype=torch.int64)
-        labels = torch.from_numpy(ds._labels[videos.numpy()].astype(np.int64))
-        return frames, labels, videos, torch.tensor(jitter, dtype=torch.float64)
+        labels = torch.from_numpy(ds._labels[videos].astype(np.int64))
+        return frames, labels, torch.from_numpy(videos), torch.from_numpy(jitter)
 
 
 class DeviceLoader:

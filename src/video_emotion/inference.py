@@ -77,11 +77,12 @@ def read_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu")
 
 
 def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[nn.Module, dict]:
-    """The trained model (in eval mode, on ``device``) and the checkpoint dict it came from.
+    """The trained model (in eval mode, on ``device`` in its layout there: ``optimize_for_device``) and the checkpoint
+    dict it came from.
 
     The network is built from ``ckpt["arch"]`` (a named variant's architecture; older checkpoints: ``model_name``).
     """
-    from video_emotion.models import create_model
+    from video_emotion.models import create_model, optimize_for_device
 
     ckpt = read_checkpoint(path, device)
     try:
@@ -91,4 +92,4 @@ def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu")
     except (KeyError, TypeError, RuntimeError) as e:
         raise DamagedFileError(path, f"not a checkpoint of this version of video-emotion: {type(e).__name__}: "
                                      f"{str(e).splitlines()[0][:200] if str(e) else ''}") from e
-    return model.to(device).eval(), ckpt
+    return optimize_for_device(model, device).eval(), ckpt

@@ -29,7 +29,7 @@ import torch
 from video_emotion.clips import normalize_clip
 from video_emotion.faces import DEFAULTS as FACE_DEFAULTS
 from video_emotion.faces import FacePipeline
-from video_emotion.frames import iter_frames, probe
+from video_emotion.frames import VideoError, iter_frames, probe
 from video_emotion.inference import load_checkpoint, resolve_device
 from video_emotion.io import atomic_path, safe_name, write_parquet
 
@@ -112,6 +112,122 @@ def _score(model: torch.nn.Module, clips: list[np.ndarray], device: torch.device
         return model(x).float().softmax(-1).cpu().numpy()
 
 
+class Predictor:
+    """A checkpoint loaded once, with the preprocessing it was trained with, to score any number of videos.
+
+    ``overrides`` (``{"frames": {...}, "faces": {...}}``) replace the checkpoint's preprocessing settings."""
+
+    def __init__(self, checkpoint: str | os.PathLike, device: str = "auto", overrides: dict | None = None):
+        self.checkpoint, self.overrides = Path(checkpoint), overrides or {}
+        self.device = resolve_device(device)
+        self.model, self.ckpt = load_checkpoint(self.checkpoint, self.device)
+        self.frames_cfg, faces_cfg = _preprocessing(self.ckpt, self.checkpoint, overrides)
+        ckpt = self.ckpt
+        self.trained_on = ckpt.get("dataset") or (ckpt.get("config") or {}).get("dataset") or "an unrecorded dataset"
+        log.info("%s: %s trained on %s (fold %s)", checkpoint, ckpt["model_name"], self.trained_on, ckpt.get("fold"))
+        if self.trained_on == "demo":
+            log.warning("%s was trained on the synthetic demo dataset: its predictions on real faces mean little; "
+                        "train on a real dataset (workflow/presets/) for real use", checkpoint)
+        self.classes, self.clip_len = [str(c) for c in ckpt["classes"]], int(ckpt["clip_len"])
+        self.pipeline = FacePipeline(faces_cfg)
+        if int(self.pipeline.params["crop_size"]) != int(ckpt["crop_size"]):
+            raise ValueError(f"{checkpoint} was trained on {ckpt['crop_size']} px crops but its faces settings make "
+                             f"{self.pipeline.params['crop_size']} px ones; the checkpoint is inconsistent, retrain it")
+        log.info("settings used: frames %s; faces %s", json.dumps(self.frames_cfg, sort_keys=True),
+                 json.dumps(self.pipeline.params, sort_keys=True))
+
+    def __call__(self, video: str | os.PathLike, out_dir: str | os.PathLike, *, window: int | None = None,
+                 stride: int | None = None, name: str | None = None, error: str | None = None) -> pd.DataFrame:
+        """Write and return the emotion timeline of ``video``; print its overall emotion (see :func:`predict`).
+        With ``error`` (why the video could not be read), write an empty timeline that records it instead."""
+        video = Path(video)
+        window = int(window or self.clip_len)
+        stride = int(stride or max(1, window // 2))
+        if window < 1 or stride < 1:
+            raise ValueError(f"window ({window}) and stride ({stride}) must be at least 1 frame")
+        parquet_path, png_path = timeline_paths(video, out_dir, name)
+        fps = float(self.frames_cfg.get("fps") or 0.0)
+        starts, spans, probs, found = [], [], [], []
+        if error is None:
+            if not video.is_file():
+                raise FileNotFoundError(f"{video}: no such video file")
+            info = probe(video)
+            fps = float(self.frames_cfg.get("fps") or info["fps"])
+            self._windows(video, info, window, stride, starts, spans, probs, found)
+        n = starts[-1] + spans[-1] if starts else 0  # frames decoded: the last window ends at the last one
+
+        classes = self.classes
+        nan = np.full(len(classes), np.nan, np.float32)
+        p = np.stack([q if q is not None else nan for q in probs]).astype(np.float32) if probs else \
+            np.zeros((0, len(classes)), np.float32)
+        timeline = pd.DataFrame({
+            "time_s": (np.asarray(starts, float) + np.asarray(spans, float) / 2) / (fps or 1.0),
+            **{f"p_{c}": p[:, i] for i, c in enumerate(classes)},
+            "pred": pd.Categorical([classes[int(q.argmax())] if f else None for q, f in zip(p, found, strict=True)],
+                                   categories=classes),
+            "face_found": np.asarray(found, bool),
+        })
+        overall, mean = overall_emotion(timeline, classes)
+        meta = {"video": str(video), "checkpoint": str(self.checkpoint), "model": self.ckpt["model_name"],
+                "classes": classes, "trained_on": self.trained_on,
+                "overall": overall, "overall_probs": [None if np.isnan(v) else float(v) for v in mean],
+                "fps": fps, "window": window, "stride": stride, "clip_len": self.clip_len, "n_frames": n,
+                "frames": self.frames_cfg, "faces": self.pipeline.params, "backend": self.pipeline.backend.name,
+                "overrides": self.overrides, "error": error}
+        timeline.attrs.update(meta)
+        write_parquet(timeline, parquet_path, meta)
+        plot_timeline(timeline, classes, png_path, title=f"{video.name}: {error or overall or 'no face found'}")
+
+        if error is not None:
+            message = f"{video}: {error}; nothing predicted"
+        elif n == 0:
+            message = f"{video}: ffmpeg decoded no frames; nothing to predict"
+        elif overall is None:
+            message = (f"{video}: no face found (in no window of {window} frames was a face detected in at least "
+                       f"{self.pipeline.params['min_detection_rate']:.0%} of the frames); no emotion predicted. "
+                       f"Timeline: {parquet_path}")
+        else:
+            k = int(timeline["face_found"].sum())
+            message = (f"{video}: overall emotion {overall} (mean probability {mean.max():.2f} over {k} of "
+                       f"{len(timeline)} windows with a face, {n / fps:.1f} s). Timeline: {parquet_path}")
+        print(message, flush=True)
+        log.info(message)
+        return timeline
+
+    def _windows(self, video: Path, info: dict, window: int, stride: int, starts: list, spans: list, probs: list,
+                 found: list) -> None:
+        """Score every window of ``video``, appending to the lists: start frame, length, probabilities (None without
+        a face) and whether a face was found."""
+        clips: list[np.ndarray] = []
+        pending: list[int] = []  # positions in `starts` waiting for the next batch
+        min_share = float(self.pipeline.params["min_detection_rate"])
+
+        def flush() -> None:
+            if clips:
+                for i, q in zip(pending, _score(self.model, clips, self.device), strict=True):
+                    probs[i] = q
+                clips.clear()
+                pending.clear()
+
+        fps = float(self.frames_cfg.get("fps") or info["fps"])
+        height = self.frames_cfg.get("height")
+        frames = iter_frames(video, fps, height)
+        ratio = float(height) / info["height"] if height else 1.0
+        faces = ((face.crop, bool(face.detected)) for face in self.pipeline.iter_process(frames, ratio))
+        for start, items in sliding_windows(faces, window, stride):
+            crops, detected = zip(*items, strict=True)
+            starts.append(start)
+            spans.append(len(items))
+            found.append(float(np.mean(detected)) >= min_share)
+            probs.append(None)
+            if found[-1]:
+                clips.append(np.stack(crops)[window_indices(len(crops), self.clip_len)])
+                pending.append(len(starts) - 1)
+            if len(clips) >= BATCH:
+                flush()
+        flush()
+
+
 def predict(
     video: str | os.PathLike,
     checkpoint: str | os.PathLike,
@@ -131,96 +247,38 @@ def predict(
     the settings used are in the Parquet schema metadata and ``timeline.attrs``. ``overrides``
     (``{"frames": {...}, "faces": {...}}``) replace the checkpoint's preprocessing settings.
     """
-    video, checkpoint = Path(video), Path(checkpoint)
-    if not video.is_file():
+    if not Path(video).is_file():
         raise FileNotFoundError(f"{video}: no such video file")
-    parquet_path, png_path = timeline_paths(video, out_dir, name)
-    dev = resolve_device(device)
-    model, ckpt = load_checkpoint(checkpoint, dev)
-    frames_cfg, faces_cfg = _preprocessing(ckpt, checkpoint, overrides)
-    trained_on = ckpt.get("dataset") or (ckpt.get("config") or {}).get("dataset") or "an unrecorded dataset"
-    log.info("%s: %s trained on %s (fold %s)", checkpoint, ckpt["model_name"], trained_on, ckpt.get("fold"))
-    if trained_on == "demo":
-        log.warning("%s was trained on the synthetic demo dataset: its predictions on real faces mean little; "
-                    "train on a real dataset (workflow/presets/) for real use", checkpoint)
-    classes, clip_len = [str(c) for c in ckpt["classes"]], int(ckpt["clip_len"])
-    window = int(window or clip_len)
-    stride = int(stride or max(1, window // 2))
-    if window < 1 or stride < 1:
-        raise ValueError(f"window ({window}) and stride ({stride}) must be at least 1 frame")
-    info = probe(video)
-    fps = float(frames_cfg.get("fps") or info["fps"])
-    pipeline = FacePipeline(faces_cfg)
-    if int(pipeline.params["crop_size"]) != int(ckpt["crop_size"]):
-        raise ValueError(f"{checkpoint} was trained on {ckpt['crop_size']} px crops but its faces settings make "
-                         f"{pipeline.params['crop_size']} px ones; the checkpoint is inconsistent, retrain it")
-    min_share = float(pipeline.params["min_detection_rate"])
-    log.info("settings used: frames %s; faces %s", json.dumps(frames_cfg, sort_keys=True),
-             json.dumps(pipeline.params, sort_keys=True))
+    return Predictor(checkpoint, device, overrides)(video, out_dir, window=window, stride=stride, name=name)
 
-    starts, spans, clips, probs, found = [], [], [], [], []
-    pending: list[int] = []  # positions in `starts` waiting for the next batch
 
-    def add_window(start: int, items: list) -> None:
-        crops, detected = zip(*items, strict=True)
-        starts.append(start)
-        spans.append(len(items))
-        found.append(float(np.mean(detected)) >= min_share)
-        probs.append(None)
-        if found[-1]:
-            clips.append(np.stack(crops)[window_indices(len(crops), clip_len)])
-            pending.append(len(starts) - 1)
-        if len(clips) >= BATCH:
-            flush()
-
-    def flush() -> None:
-        if clips:
-            for i, p in zip(pending, _score(model, clips, dev), strict=True):
-                probs[i] = p
-            clips.clear()
-            pending.clear()
-
-    frames = iter_frames(video, fps, frames_cfg.get("height"))
-    ratio = float(frames_cfg["height"]) / info["height"] if frames_cfg.get("height") else 1.0
-    faces = ((face.crop, bool(face.detected)) for face in pipeline.iter_process(frames, ratio))
-    for start, items in sliding_windows(faces, window, stride):
-        add_window(start, items)
-    flush()
-    n = starts[-1] + spans[-1] if starts else 0  # frames decoded: the last window ends at the last one
-
-    nan = np.full(len(classes), np.nan, np.float32)
-    p = np.stack([q if q is not None else nan for q in probs]).astype(np.float32) if probs else \
-        np.zeros((0, len(classes)), np.float32)
-    timeline = pd.DataFrame({
-        "time_s": (np.asarray(starts, float) + np.asarray(spans, float) / 2) / fps,
-        **{f"p_{c}": p[:, i] for i, c in enumerate(classes)},
-        "pred": pd.Categorical([classes[int(q.argmax())] if f else None for q, f in zip(p, found, strict=True)],
-                               categories=classes),
-        "face_found": np.asarray(found, bool),
-    })
-    overall, mean = overall_emotion(timeline, classes)
-    meta = {"video": str(video), "checkpoint": str(checkpoint), "model": ckpt["model_name"], "classes": classes,
-            "trained_on": trained_on,
-            "overall": overall, "overall_probs": [None if np.isnan(v) else float(v) for v in mean],
-            "fps": fps, "window": window, "stride": stride, "clip_len": clip_len, "n_frames": n,
-            "frames": frames_cfg, "faces": pipeline.params, "backend": pipeline.backend.name,
-            "overrides": overrides or {}}
-    timeline.attrs.update(meta)
-    write_parquet(timeline, parquet_path, meta)
-    plot_timeline(timeline, classes, png_path, title=f"{video.name}: {overall or 'no face found'}")
-
-    if n == 0:
-        message = f"{video}: ffmpeg decoded no frames; nothing to predict"
-    elif overall is None:
-        message = (f"{video}: no face found (in no window of {window} frames was a face detected in at least "
-                   f"{min_share:.0%} of the frames); no emotion predicted. Timeline: {parquet_path}")
-    else:
-        k = int(timeline["face_found"].sum())
-        message = (f"{video}: overall emotion {overall} (mean probability {mean.max():.2f} over {k} of "
-                   f"{len(timeline)} windows with a face, {n / fps:.1f} s). Timeline: {parquet_path}")
-    print(message, flush=True)
-    log.info(message)
-    return timeline
+def predict_many(
+    videos: list[str | os.PathLike],
+    checkpoint: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    *,
+    names: list[str] | None = None,
+    window: int | None = None,
+    stride: int | None = None,
+    device: str = "auto",
+    overrides: dict | None = None,
+) -> dict[str, str]:
+    """:func:`predict` for many videos in one process: the model and the face models load once. A video that cannot
+    be read gets an empty timeline recording why (metadata ``error``), and the others go on. Returns ``{video:
+    error}`` of the videos that could not be read."""
+    names = names or [None] * len(videos)
+    if len(names) != len(videos):
+        raise ValueError(f"{len(videos)} videos but {len(names)} names")
+    predictor = Predictor(checkpoint, device, overrides)
+    failed = {}
+    for video, name in zip(videos, names, strict=True):
+        try:
+            predictor(video, out_dir, window=window, stride=stride, name=name)
+        except (VideoError, FileNotFoundError) as err:
+            failed[str(video)] = getattr(err, "reason", None) or "no such video file"
+            log.error("%s", err)
+            predictor(video, out_dir, window=window, stride=stride, name=name, error=failed[str(video)])
+    return failed
 
 
 def plot_timeline(timeline: pd.DataFrame, classes: list[str], path: Path, title: str) -> None:

@@ -30,24 +30,10 @@ from video_emotion.attention import ATTENTION_DEFAULTS, read_attention
 from video_emotion.io import atomic_path, read_parquet_metadata
 from video_emotion.metrics import TABLES, baseline_line, comparison_line, format_p, headline, pct, run_keys
 from video_emotion.plotting import OKABE_ITO, SEQUENTIAL, STYLE, save_figure
+from video_emotion.report_files import FIGURES
 
 log = logging.getLogger(__name__)
 
-# Figure file (PNG; an SVG with the same stem sits beside it) -> its caption file (workflow/report/).
-FIGURES = {
-    "headline.png": "headline.rst",
-    "paired_differences.png": "paired_differences.rst",
-    "confusion.png": "confusion.rst",
-    "per_class_recall.png": "per_class_recall.rst",
-    "training_curves.png": "training_curves.rst",
-    "per_subject.png": "per_subject.rst",
-    "faces_montage.png": "faces_montage.rst",
-    "attention.png": "attention.rst",
-    "face_qc.png": "face_qc.rst",
-    "face_strips.png": "face_strips.rst",
-}
-# The metric tables as HTML files, for Snakemake's report -> their caption files.
-TABLE_FILES = {"headline.html": "headline_table.rst", "comparisons.html": "comparisons_table.rst"}
 
 # The seed paper's video-level accuracies (%) on eNTERFACE'05, by our registry names: their only home.
 PAPER = {"res_att": 67.5, "c3d": 49.3, "res_att2": 56.1}

@@ -1,6 +1,7 @@
-# One job per shard (subject): every video of the shard is decoded in one process, `threads` ffmpeg runs at a time,
-# into results/frames/{shard}/{video_id}/ (000001.jpg ... and meta.json, as for a single video). A process per
-# video cost more in start-up and scheduling than the decoding itself (benchmarks/frames.py, docs/BENCHMARKS.md).
+# One job per shard (whole subjects, `shard_videos` videos or more): every video of the shard is decoded in one
+# process, `threads` ffmpeg runs at a time, into results/frames/{shard}/{video_id}/ (000001.jpg ... and meta.json,
+# as for a single video). A process per video cost more in start-up and scheduling than the decoding itself
+# (benchmarks/frames.py, benchmarks/dag.py, docs/BENCHMARKS.md).
 # frames.keep: false makes the folders temp(): removed once the shard's faces job has read them (the default for
 # real datasets; the demo keeps them). The report's face QC comes from the faces stage's own files.
 KEEP_FRAMES = DEMO if config["frames"]["keep"] is None else config["frames"]["keep"]

@@ -9,7 +9,7 @@ checkpoint manifest:
     conda:
         "../../envs/manifest.yaml"
     params:
-        dataset=as_json({k: config[k] for k in ("dataset", "classes", "dataset_options")}),
+        dataset=as_json({k: config[k] for k in ("dataset", "classes", "dataset_options", "shard_videos")}),
     shell:
         "python -m video_emotion manifest {input:q} --params {params.dataset:q}"
         " --out {output.manifest:q} --rejected {output.rejected:q} > {log:q} 2>&1"

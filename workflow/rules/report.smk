@@ -1,5 +1,5 @@
 from video_emotion.metrics import TABLES as METRIC_TABLES
-from video_emotion.report import FIGURES as REPORT_FIGURES, TABLE_FILES as REPORT_TABLES
+from video_emotion.report_files import FIGURES as REPORT_FIGURES, TABLE_FILES as REPORT_TABLES
 
 
 rule report:

@@ -20,10 +20,11 @@ import pandas as pd
 
 from video_emotion.datasets import crema_d, csv_list, enterface05, ravdess
 from video_emotion.datasets.common import DatasetError, source_path
+from video_emotion.io import safe_name
 from video_emotion.labels import CANONICAL
 from video_emotion.splits import assign_folds, sorted_subjects, subject_key
 
-__all__ = ["ADAPTERS", "DatasetError", "add_folds", "build_manifest", "source_path", "summarize"]
+__all__ = ["ADAPTERS", "DatasetError", "add_folds", "add_shards", "build_manifest", "source_path", "summarize"]
 
 # `demo` is generated in eNTERFACE'05's layout and read by the same adapter.
 ADAPTERS: dict[str, ModuleType] = {
@@ -135,6 +136,22 @@ def add_folds(manifest: pd.DataFrame, folds_cfg: dict) -> pd.DataFrame:
     cfg = {"scheme": "kfold", "k": 5, "seed": 0, "fixed": None, **(folds_cfg or {})}
     folds = assign_folds(manifest["subject"], cfg["scheme"], k=cfg["k"], seed=cfg["seed"], fixed=cfg["fixed"])
     return manifest.assign(fold=manifest["subject"].astype(str).map(folds).astype(int))
+
+
+def add_shards(manifest: pd.DataFrame, min_videos: int = 1) -> pd.DataFrame:
+    """The manifest with a ``shard`` column: the frames and faces stages run one job per shard.
+
+    Whole subjects, in subject order, are packed into a shard until it holds at least ``min_videos`` videos (the
+    last may hold fewer). A shard of one subject is named after it (file-safe), one of several ``<first>-<last>``.
+    """
+    counts = manifest["subject"].astype(str).value_counts()
+    groups: list[list[str]] = [[]]
+    for subject in sorted_subjects(counts.index):
+        if sum(counts[s] for s in groups[-1]) >= min_videos:
+            groups.append([])
+        groups[-1].append(subject)
+    names = {s: safe_name(g[0]) if len(g) == 1 else f"{safe_name(g[0])}-{safe_name(g[-1])}" for g in groups for s in g}
+    return manifest.assign(shard=manifest["subject"].astype(str).map(names))
 
 
 def reason_counts(rejected: pd.DataFrame) -> str:

@@ -1,4 +1,4 @@
-"""Placing a model on its device: channels_last_3d memory format, cuDNN autotuning, optional torch.compile.
+"""Placing a model on its device: channels_last_3d memory format on CUDA, cuDNN autotuning, optional torch.compile.
 
 The same call serves CPU and GPU, so training code has one path. bf16 autocast is the training loop's business
 (``torch.autocast(device.type, dtype=torch.bfloat16)``); nothing here changes the model's numbers.
@@ -10,18 +10,25 @@ import torch
 from torch import nn
 
 
+def uses_channels_last(device: str | torch.device) -> bool:
+    """Whether models (and their inputs, ``normalize_clip``) are channels_last_3d on ``device``: on CUDA, where
+    cuDNN runs 3D convolutions faster in it; not on the CPU, where oneDNN ran the paper-size res_att training step
+    slower in it than in the plain layout (``benchmarks/models.py --channels-last`` measures it)."""
+    return torch.device(device).type == "cuda"
+
+
 def optimize_for_device(
-    model: nn.Module, device: str | torch.device, *, channels_last: bool = True, compile: bool = False
+    model: nn.Module, device: str | torch.device, *, channels_last: bool | None = None, compile: bool = False
 ) -> nn.Module:
     """Move ``model`` to ``device`` and make it fast there; returns the model to use (compiled when asked).
 
-    ``channels_last``: store conv weights as channels_last_3d (NDHWC); convs then produce NDHWC activations,
-    which cuDNN and oneDNN run faster. On CUDA, cuDNN benchmark mode picks the fastest conv algorithms for the
-    fixed clip size. ``compile``: wrap in ``torch.compile`` (needs a working compiler tool chain).
+    ``channels_last``: store conv weights as channels_last_3d (NDHWC), so that convs produce NDHWC activations;
+    by default where :func:`uses_channels_last` says so (CUDA). On CUDA, cuDNN benchmark mode picks the fastest conv
+    algorithms for the fixed clip size. ``compile``: wrap in ``torch.compile`` (needs a working compiler tool chain).
     """
     device = torch.device(device)
     model = model.to(device)
-    if channels_last:
+    if uses_channels_last(device) if channels_last is None else channels_last:
         model = model.to(memory_format=torch.channels_last_3d)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True

@@ -26,6 +26,14 @@ MEAN = (0.45, 0.45, 0.45)
 STD = (0.225, 0.225, 0.225)
 
 
+def uses_channels_last(device: str | torch.device) -> bool:
+    """Whether models (``optimize_for_device``) and their inputs (``normalize_clip``) are channels_last_3d on
+    ``device``: on CUDA, where cuDNN runs 3D convolutions faster in it; not on the CPU, where oneDNN ran the
+    paper-size res_att training step slower in it than in the plain layout (``benchmarks/models.py
+    --channels-last`` measures it)."""
+    return torch.device(device).type == "cuda"
+
+
 def normalize_clip(
     frames: np.ndarray | torch.Tensor, gain: float | torch.Tensor = 1.0, bias: float | torch.Tensor = 0.0
 ) -> torch.Tensor:
@@ -40,8 +48,6 @@ def normalize_clip(
     view of that memory, i.e. channels_last_3d, where the models use that layout (CUDA); elsewhere it is copied to
     the plain layout (``uses_channels_last``, ``optimize_for_device``).
     """
-    from video_emotion.models.device import uses_channels_last
-
     x = torch.as_tensor(frames)
     batched = x.ndim == 5
     if not batched:

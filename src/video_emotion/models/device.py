@@ -9,12 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-
-def uses_channels_last(device: str | torch.device) -> bool:
-    """Whether models (and their inputs, ``normalize_clip``) are channels_last_3d on ``device``: on CUDA, where
-    cuDNN runs 3D convolutions faster in it; not on the CPU, where oneDNN ran the paper-size res_att training step
-    slower in it than in the plain layout (``benchmarks/models.py --channels-last`` measures it)."""
-    return torch.device(device).type == "cuda"
+from video_emotion.clips import uses_channels_last  # the models' layout is their inputs'
 
 
 def optimize_for_device(

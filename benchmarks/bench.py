@@ -213,6 +213,8 @@ def matmul_gflops(n: int = 1024, repeats: int = 5) -> float:
 def markdown(name: str, last: int = 2, out: Path | None = None) -> str:
     """The last ``last`` runs of benchmark ``name`` as one Markdown table: a measured column per run."""
     path = Path(out or OUT) / f"{name}.jsonl"
+    if not path.exists():
+        return f"no runs recorded in {path}: run `python benchmarks/{name}.py` first"
     runs = [json.loads(line) for line in path.read_text().splitlines() if line.strip()][-last:]
     names = list(dict.fromkeys(r["name"] for run in runs for r in run["rows"]))
     by_run = [{r["name"]: r for r in run["rows"]} for run in runs]

@@ -68,10 +68,12 @@ def test_dry_run_on_the_enterface05_preset_lists_each_jobs_requests(tmp_path: Pa
     run(work, "results/manifest.parquet", "results/folds.parquet", "--cores", "1", *preset)  # the checkpoints
     first = run(work, "--profile", str(PROFILE), "-n", *preset).stdout
     stats = dict(line.split() for line in first.split("Job stats:")[1].splitlines()[3:] if len(line.split()) == 2)
-    assert int(stats["frames"]) == 44 and int(stats["faces"]) == 44 and int(stats["train"]) == 30, stats
-    # A dry run details the frame jobs (one per subject) and stops there; with (empty) frame folders in place the
+    manifest = pd.read_parquet(work / "results" / "manifest.parquet", columns=["subject", "shard"])
+    shards = manifest["shard"].nunique()  # the 44 subjects, packed into shards of 64 videos or more
+    assert shards < manifest["subject"].nunique() == 44
+    assert int(stats["frames"]) == shards and int(stats["faces"]) == shards and int(stats["train"]) == 30, stats
+    # A dry run details the frame jobs (one per shard) and stops there; with (empty) frame folders in place the
     # next one details everything downstream.
-    manifest = pd.read_parquet(work / "results" / "manifest.parquet", columns=["shard"])
     for shard in manifest["shard"].unique():
         (work / "results" / "frames" / shard).mkdir(parents=True)
     second = run(work, "--profile", str(PROFILE), "-n", *preset).stdout

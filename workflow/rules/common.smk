@@ -106,11 +106,11 @@ def folds():
 def _videos_by_shard(path, mtime):
     """shard -> (video files, video ids), in manifest order."""
     m = _read_table(path, mtime, ("video_id", "path", "shard"))
-    base = source_path(DATASET_ROOT, "")  # the folder manifest paths are relative to
+    base = str(source_path(DATASET_ROOT, ""))  # the folder manifest paths are relative to
     shards = {}
     for vid, video, shard in zip(m["video_id"], m["path"], m["shard"]):
         files, ids = shards.setdefault(shard, ([], []))
-        files.append(str(base / video))
+        files.append(os.path.join(base, video))
         ids.append(vid)
     return shards
 

@@ -16,7 +16,7 @@ landmarks, one thread). Backends: dlib HOG; dlib HOG + CNN fallback (the stage's
 finds nothing). face-alignment (FAN, S3FD) needs weights that are not installable offline: reported as not run.
 
 Limits: the whole run under 10 minutes; faces of 40 px and more found at the default frames height (HOG + fallback);
-exit 1 when missed.
+the rows are recorded in benchmarks/out/face_conditions.jsonl; exit 1 when missed.
 """
 
 from __future__ import annotations
@@ -25,14 +25,18 @@ import argparse
 import os
 import sys
 import time
+from pathlib import Path
 
 import cv2
 import numpy as np
 
-from video_emotion.faces.backends import DlibBackend, missing_fa_weights
-from video_emotion.faces.pipeline import DEFAULTS, detect_scale
-from video_emotion.faces.scenes import compose, photos
-from video_emotion.faces.track import FaceTracker
+sys.path.insert(0, str(Path(__file__).parent))
+from bench import Table  # noqa: E402
+
+from video_emotion.faces.backends import DlibBackend, missing_fa_weights  # noqa: E402
+from video_emotion.faces.pipeline import DEFAULTS, detect_scale  # noqa: E402
+from video_emotion.faces.scenes import compose, photos  # noqa: E402
+from video_emotion.faces.track import FaceTracker  # noqa: E402
 
 H, W = 576, 720
 POSITIONS = [(260, 250), (420, 300), (360, 200)]
@@ -107,7 +111,7 @@ def main() -> None:
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     start = time.perf_counter()
     backend = DlibBackend(upsample=DEFAULTS["upsample"])
-    table, smallest = [], {}
+    results, smallest = [], {}
     for height in args.heights:
         for name, scenes in conditions().items():
             if (height != args.heights[0] and not name.startswith("size")) or not name.startswith(args.only):
@@ -115,7 +119,7 @@ def main() -> None:
             for label, fallback in (("dlib HOG", False), ("dlib HOG + CNN fallback", True)):
                 found, present, errors, seconds, frames = run(backend, scenes, height, fallback, args.detect_scale)
                 rate = found / present
-                table.append((height, name, label, rate, float(np.median(errors)) if errors else float("nan"),
+                results.append((height, name, label, rate, float(np.median(errors)) if errors else float("nan"),
                               frames / seconds))
                 if name.startswith("size") and rate == 1.0:
                     size = int(name.split()[1].removesuffix("px"))
@@ -123,7 +127,7 @@ def main() -> None:
     elapsed = time.perf_counter() - start
     print("| frames.height | condition | backend | detection rate | landmark error (NME, median) | frames/s |")
     print("|---|---|---|---|---|---|")
-    for height, name, label, rate, err, fps in table:
+    for height, name, label, rate, err, fps in results:
         print(f"| {height} | {name} | {label} | {rate:.2f} | {err:.3f} | {fps:.2f} |")
     missing = missing_fa_weights("sfd")
     print(f"| - | all | face_alignment (FAN + S3FD) | not run: weights {', '.join(missing)} are not installable "
@@ -132,14 +136,15 @@ def main() -> None:
     for (height, label), size in sorted(smallest.items()):
         print(f"smallest face found in every scene, frames.height {height}, {label}: {size} px")
     small_ok = smallest.get((args.heights[0], "dlib HOG + CNN fallback"), 999) <= 40
-    rows = [("whole run (s)", f"{elapsed:.0f}", "< 600", elapsed < 600),
-            (f"smallest face always found at frames.height {args.heights[0]} (px)",
-             str(smallest.get((args.heights[0], "dlib HOG + CNN fallback"), "none")), "<= 40", small_ok)]
-    print(f"\n{'measure':<56}{'value':>8}{'limit':>8}  verdict")
-    for name, value, limit, ok in rows:
-        print(f"{name:<56}{value:>8}{limit:>8}  {'ok' if ok else 'MISSED'}")
-    sys.exit(0 if all(ok for *_, ok in rows) else 1)
-
+    table = Table("face_conditions", f"frames heights {args.heights}; dlib, one thread")
+    for height, name, label, rate, err, fps in results:
+        table.row(f"[{height}] {name}, {label}: detection rate", rate,
+                  note=f"landmark error {err:.3f}, {fps:.2f} frames/s")
+    table.row("whole run", elapsed, "< 600", ok=elapsed < 600, unit="s")
+    table.row(f"smallest face always found at frames.height {args.heights[0]}",
+              smallest.get((args.heights[0], "dlib HOG + CNN fallback"), "none"), "<= 40", ok=small_ok, unit="px")
+    table.extra(heights=args.heights, detect_scale=args.detect_scale, only=args.only)
+    sys.exit(table.finish())
 
 if __name__ == "__main__":
     main()

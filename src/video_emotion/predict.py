@@ -176,7 +176,9 @@ class Predictor:
                 "overrides": self.overrides, "error": error}
         timeline.attrs.update(meta)
         write_parquet(timeline, parquet_path, meta)
-        plot_timeline(timeline, classes, png_path, title=f"{video.name}: {error or overall or 'no face found'}")
+        empty = f"not readable: {error}" if error is not None else "ffmpeg decoded no frames" if n == 0 else None
+        title = video.name if empty else f"{video.name}: {overall or 'no face found'}"
+        plot_timeline(timeline, classes, png_path, title=title, empty=empty)
 
         if error is not None:
             message = f"{video}: {error}; nothing predicted"
@@ -281,8 +283,11 @@ def predict_many(
     return failed
 
 
-def plot_timeline(timeline: pd.DataFrame, classes: list[str], path: Path, title: str) -> None:
-    """Probability of each class against time; spans without a face shaded grey."""
+def plot_timeline(timeline: pd.DataFrame, classes: list[str], path: Path, title: str, empty: str | None = None) -> None:
+    """Probability of each class against time; spans without a face shaded grey. A timeline without windows shows
+    ``empty`` (why there is none) instead of axes."""
+    import textwrap
+
     import matplotlib
 
     matplotlib.use("Agg")
@@ -294,6 +299,14 @@ def plot_timeline(timeline: pd.DataFrame, classes: list[str], path: Path, title:
     with matplotlib.rc_context(STYLE):
         fig = Figure(figsize=(10, 3.8), layout="constrained")
         ax = fig.add_subplot()
+        if timeline.empty:
+            ax.set_axis_off()
+            ax.set_title(title, loc="left")
+            ax.text(0.5, 0.5, textwrap.fill(empty or "no windows", 90), ha="center", va="center",
+                    transform=ax.transAxes)
+            with atomic_path(path) as tmp:
+                fig.savefig(tmp, format="png", dpi=120)
+            return
         t = timeline["time_s"].to_numpy()
         for i, c in enumerate(classes):
             ax.plot(t, timeline[f"p_{c}"], color=OKABE_ITO[i % len(OKABE_ITO)], lw=2, marker="o", ms=3, label=c)

@@ -8,6 +8,7 @@ import pytest
 import yaml
 
 from video_emotion.datasets import DatasetError, add_folds, add_shards, build_manifest, source_path, summarize
+from video_emotion.datasets.placeholder import make_crema_d_tree
 from video_emotion.labels import EMOTIONS
 from video_emotion.splits import TRAIN_ONLY, fold_subjects
 
@@ -51,23 +52,23 @@ ENTERFACE = {
     "subject 4/anger/sentence 1/s4_an_1.avi": ("s4_an_1_2", "4", "anger", 1),
 }
 ENTERFACE_SKIPPED = {
-    "subject 1/Thumbs.db": "not a video file",
-    "readme.txt": "not a video file",
-    "subject 1/anger/sentence 1/s1_an_1.wav": "audio file, not a video",
     "subject 1/s1_an_9.avi": "directly in the subject folder, not in an emotion folder",
     "stray.avi": "not inside a 'subject N' folder",
 }
+# files that are not videos: counted by kind, never listed
+ENTERFACE_NOT_VIDEOS = ["subject 1/Thumbs.db", "readme.txt", "subject 1/anger/sentence 1/s1_an_1.wav",
+                        "subject 2/fear/frame.PNG"]
 
 
 @pytest.fixture
 def enterface(tmp_path):
     root = tmp_path / "enterface database"
-    touch(root, *ENTERFACE, *ENTERFACE_SKIPPED, "subject 1/.DS_Store")
+    touch(root, *ENTERFACE, *ENTERFACE_SKIPPED, *ENTERFACE_NOT_VIDEOS, "subject 1/.DS_Store")
     return root
 
 
 def test_enterface_finds_every_video_once_from_the_folder_path(enterface):
-    manifest, rejected = build_manifest("enterface05", enterface)
+    manifest, rejected, skipped = build_manifest("enterface05", enterface)
     assert list(manifest.columns[:4]) == ["video_id", "path", "subject", "label"]
     got = {r.path: (r.video_id, r.subject, r.label, None if pd.isna(r.sentence) else r.sentence)
            for r in manifest.itertuples()}
@@ -76,12 +77,14 @@ def test_enterface_finds_every_video_once_from_the_folder_path(enterface):
     assert manifest["video_id"].str.match(SAFE_ID).all()
     assert list(manifest["label"].cat.categories) == list(EMOTIONS)
     assert reasons(rejected) == ENTERFACE_SKIPPED
+    assert skipped == {"audio": 1, "image": 1, "other": 1, "text": 1}
+    assert (manifest["defect"] == "").all()  # eNTERFACE'05 has no documented defect (see DEFECTS)
 
 
 def test_enterface_ids_are_stable(enterface):
-    first, _ = build_manifest("enterface05", enterface)
+    first, _, _ = build_manifest("enterface05", enterface)
     touch(enterface, "subject 1/anger/sentence 3/s1_an_3.avi")
-    second, _ = build_manifest("enterface05", enterface)
+    second, _, _ = build_manifest("enterface05", enterface)
     ids = second.set_index("path")["video_id"]
     assert (ids[first["path"]].to_numpy() == first["video_id"].to_numpy()).all()
     # rows come in natural subject order, the same every time
@@ -89,13 +92,15 @@ def test_enterface_ids_are_stable(enterface):
 
 
 def test_demo_uses_the_enterface_adapter(enterface):
-    demo, _ = build_manifest("demo", enterface)
-    real, _ = build_manifest("enterface05", enterface)
+    demo, demo_rejected, demo_skipped = build_manifest("demo", enterface)
+    real, real_rejected, real_skipped = build_manifest("enterface05", enterface)
     pd.testing.assert_frame_equal(demo, real)
+    pd.testing.assert_frame_equal(demo_rejected, real_rejected)
+    assert demo_skipped == real_skipped
 
 
 def test_classes_filter_records_the_videos_left_out(enterface):
-    manifest, rejected = build_manifest("enterface05", enterface, classes=["happiness", "anger"])
+    manifest, rejected, _ = build_manifest("enterface05", enterface, classes=["happiness", "anger"])
     assert list(manifest["label"].cat.categories) == ["anger", "happiness"]
     assert set(manifest["label"]) == {"anger", "happiness"}
     left_out = rejected[rejected["reason"].str.startswith("label")]
@@ -127,7 +132,7 @@ def test_empty_missing_and_wrong_roots(tmp_path):
     with pytest.raises(DatasetError, match="holds no files"):
         build_manifest("enterface05", tmp_path / "empty")
     touch(tmp_path / "docs", "readme.txt")
-    with pytest.raises(DatasetError, match=r"no usable enterface05 videos.*not a video file: 1"):
+    with pytest.raises(DatasetError, match=r"no usable enterface05 videos.*0 videos rejected.*skipped: 1 text"):
         build_manifest("enterface05", tmp_path / "docs")
     with pytest.raises(DatasetError, match="must be the CSV file"):
         build_manifest("csv", tmp_path / "docs")
@@ -147,7 +152,6 @@ RAVDESS_KEPT = {
 RAVDESS_SKIPPED = {
     "Actor_01/01-01-03-01-01-01-01.mp4": "same recording as the video-only Actor_01/02-01-03-01-01-01-01.mp4, "
                                          "which is kept",
-    "Actor_01/03-01-03-01-01-01-01.wav": "audio-only file",
     "Actor_01/03-01-04-01-01-01-01.mp4": "audio-only (modality 03)",
     "Actor_02/clip.mp4": "name is not MM-VV-EE-II-SS-RR-AA (RAVDESS naming)",
     "Actor_02/02-01-09-01-01-01-02.mp4": "unknown emotion code 09",
@@ -157,23 +161,26 @@ RAVDESS_SKIPPED = {
 @pytest.fixture
 def ravdess(tmp_path):
     root = tmp_path / "ravdess"
-    touch(root, *RAVDESS_KEPT, *RAVDESS_SKIPPED)
+    touch(root, *RAVDESS_KEPT, *RAVDESS_SKIPPED, "Actor_01/03-01-03-01-01-01-01.wav", "Actor_02/03-02-03-01-01-01-02.wav")
     return root
 
 
 def test_ravdess_all_emotions_and_skips(ravdess):
-    manifest, rejected = build_manifest("ravdess", ravdess)
+    manifest, rejected, skipped = build_manifest("ravdess", ravdess)
     got = {r.path: (r.subject, r.label, r.modality, r.vocal_channel) for r in manifest.itertuples()}
     assert got == RAVDESS_KEPT
     assert manifest["video_id"].is_unique and manifest["video_id"].str.match(SAFE_ID).all()
     row = manifest.set_index("path").loc["Actor_02/02-01-08-02-02-02-02.mp4"]
     assert (row["intensity"], row["statement"], row["repetition"]) == ("strong", 2, 2)
     assert reasons(rejected) == RAVDESS_SKIPPED
+    assert skipped == {"audio": 2}
     assert len(manifest["label"].cat.categories) == 8
+    assert (manifest["defect"] == "").all()  # RAVDESS has no documented defect (see DEFECTS)
 
 
 def test_ravdess_channels_and_classes(ravdess):
-    manifest, rejected = build_manifest("ravdess", ravdess, classes=list(EMOTIONS), options={"vocal_channels": ["speech"]})
+    manifest, rejected, _ = build_manifest("ravdess", ravdess, classes=list(EMOTIONS),
+                                           options={"vocal_channels": ["speech"]})
     assert set(manifest["label"]) == {"happiness", "surprise"}
     skipped = reasons(rejected)
     assert skipped["Actor_01/01-02-05-02-02-01-01.mp4"] == "vocal channel song not selected (dataset_options.vocal_channels)"
@@ -182,26 +189,71 @@ def test_ravdess_channels_and_classes(ravdess):
         build_manifest("ravdess", ravdess, options={"vocal_channels": "speech"})
 
 
-def test_crema_d_skips_audio(tmp_path):
+def test_crema_d_counts_audio_and_rejects_bad_names(tmp_path):
     root = tmp_path / "CREMA-D"
     touch(root, "VideoFlash/1001_DFA_ANG_XX.flv", "VideoFlash/1001_IEO_HAP_HI.flv", "VideoFlash/1091_TIE_NEU_LO.flv",
           "VideoFlash/1002_TIE_SUR_LO.flv", "AudioWAV/1001_DFA_ANG_XX.wav", "AudioMP3/1001_DFA_ANG_XX.mp3",
-          "VideoFlash/notes.flv")
+          "VideoFlash/notes.flv", "SentenceFilenames.csv")
     classes = ["anger", "happiness", "neutral"]
-    manifest, rejected = build_manifest("crema_d", root, classes=classes)
+    manifest, rejected, skipped = build_manifest("crema_d", root, classes=classes)
     assert manifest[["video_id", "subject", "label", "sentence", "level"]].astype(str).values.tolist() == [
         ["1001_DFA_ANG_XX", "1001", "anger", "DFA", "XX"],
         ["1001_IEO_HAP_HI", "1001", "happiness", "IEO", "HI"],
         ["1091_TIE_NEU_LO", "1091", "neutral", "TIE", "LO"],
     ]
     assert reasons(rejected) == {
-        "AudioMP3/1001_DFA_ANG_XX.mp3": "audio-only file",
-        "AudioWAV/1001_DFA_ANG_XX.wav": "audio-only file",
         "VideoFlash/1002_TIE_SUR_LO.flv": "unknown emotion SUR",
         "VideoFlash/notes.flv": "name is not AAAA_SSS_EEE_LL (CREMA-D naming)",
     }
+    assert skipped == {"audio": 2, "text": 1}
     with pytest.raises(DatasetError, match=r"\['surprise'\] do not occur in crema_d"):
         build_manifest("crema_d", root, classes=list(EMOTIONS))
+
+
+# The CREMA-D README's "Video Files" section: videos that do not show what their names say.
+CREMA_D_DEFECTS = {
+    "VideoFlash/1076_MTI_NEU_XX.flv": "documented defect: very short, no audio",
+    "VideoFlash/1076_MTI_SAD_XX.flv": "documented defect: error picture, no audio, very short",
+    "VideoFlash/1064_TIE_SAD_XX.flv": "documented defect: file has no duration",
+    "VideoFlash/1064_IEO_DIS_MD.flv": "documented defect: actually 1 minute long, with every emotional display of "
+                                      "It's Eleven O'clock (its label is wrong)",
+}
+CREMA_D_README = "https://github.com/CheyneyComputerScience/CREMA-D/blob/master/README.md#video-files"
+
+
+def test_crema_d_documented_defects_are_excluded_with_their_source(tmp_path):
+    root = tmp_path / "CREMA-D"
+    n = make_crema_d_tree(root, actors=[1001, 1064, 1076])
+    assert n == 3 * 82
+    manifest, rejected, skipped = build_manifest("crema_d", root)
+    assert reasons(rejected) == CREMA_D_DEFECTS
+    assert set(rejected["source"]) == {CREMA_D_README}
+    assert len(manifest) == n - 4 and (manifest["defect"] == "").all()
+    assert skipped == {"audio": 2 * n}
+    text = summarize(manifest, rejected, skipped)
+    assert text.splitlines()[:2] == [f"{n - 4} videos, 3 subjects, 6 classes; 0 rejected; "
+                                     "4 documented defects excluded, 0 kept", f"not videos, skipped: {2 * n} audio"]
+    assert "documented defects, excluded (dataset_options: {keep_documented_defects: true} keeps them):" in text
+    for path, reason in CREMA_D_DEFECTS.items():
+        assert f"  {path}: {reason.removeprefix('documented defect: ')} [{CREMA_D_README}]" in text
+    assert "AudioWAV" not in text  # audio is counted, never listed
+
+
+def test_crema_d_documented_defects_are_kept_with_the_option(tmp_path):
+    root = tmp_path / "CREMA-D"
+    n = make_crema_d_tree(root, actors=[1064, 1076], audio=False)
+    manifest, rejected, _ = build_manifest("crema_d", root, options={"keep_documented_defects": True})
+    assert len(manifest) == n and rejected.empty
+    defects = manifest[manifest["defect"] != ""].set_index("path")["defect"]
+    assert defects.to_dict() == {p: r.removeprefix("documented defect: ") for p, r in CREMA_D_DEFECTS.items()}
+    text = summarize(manifest, rejected)
+    assert "0 documented defects excluded, 4 kept" in text.splitlines()[0]
+    assert "documented defects, kept (dataset_options.keep_documented_defects):" in text
+    with pytest.raises(DatasetError, match="keep_documented_defects = 'yes'; use true or false"):
+        build_manifest("crema_d", root, options={"keep_documented_defects": "yes"})
+    (tmp_path / "list.csv").write_text("path,label,subject\n")
+    with pytest.raises(DatasetError, match=r"unknown dataset_options \['keep_documented_defects'\] for dataset csv"):
+        build_manifest("csv", tmp_path / "list.csv", options={"keep_documented_defects": True})
 
 
 def test_csv_list(tmp_path):
@@ -217,7 +269,7 @@ def test_csv_list(tmp_path):
         "videos/missing.mp4,fear,p3,5\n"
         "videos/b.mp4,fear,,6\n"
     )
-    manifest, rejected = build_manifest("csv", csv)
+    manifest, rejected, _ = build_manifest("csv", csv)
     assert manifest[["video_id", "path", "subject", "label", "take"]].astype(str).values.tolist() == [
         ["a_clip", "videos/a clip.mp4", "p1", "happiness", "1"],
         ["b", "videos/b.mp4", "p1", "sadness", "3"],
@@ -241,16 +293,18 @@ def test_csv_errors_name_the_problem(tmp_path):
     with pytest.raises(DatasetError, match=r"\['contempt'\] are not emotions"):
         build_manifest("csv", csv)
     csv.write_text("file,emotion,speaker\nv.mp4,happy,1\nv.mp4,sad,2\n")
-    manifest, _ = build_manifest("csv", csv, classes=["happiness", "sadness"],
+    manifest, _, _ = build_manifest("csv", csv, classes=["happiness", "sadness"],
                                  options={"columns": {"path": "file", "label": "emotion", "subject": "speaker"}})
     assert manifest["subject"].tolist() == ["1", "2"]
 
 
 def test_summary_counts_and_skips(enterface):
-    manifest, rejected = build_manifest("enterface05", enterface)
-    text = summarize(add_folds(manifest, {"scheme": "loso"}), rejected)
+    manifest, rejected, skipped = build_manifest("enterface05", enterface)
+    text = summarize(add_folds(manifest, {"scheme": "loso"}), rejected, skipped)
     lines = text.splitlines()
-    assert lines[0] == f"{len(ENTERFACE)} videos, 9 subjects, 6 classes; {len(ENTERFACE_SKIPPED)} files skipped"
+    assert lines[0] == (f"{len(ENTERFACE)} videos, 9 subjects, 6 classes; {len(ENTERFACE_SKIPPED)} rejected; "
+                        "0 documented defects excluded, 0 kept")
+    assert lines[1] == "not videos, skipped: 1 audio, 1 image, 1 other, 1 text"
     row23 = next(line.split() for line in lines if line.startswith("23 "))
     assert row23 == ["23", "0", "0", "0", "2", "0", "0", "2"]
     total = next(line.split() for line in lines if line.startswith("total"))
@@ -258,6 +312,7 @@ def test_summary_counts_and_skips(enterface):
     for path, reason in ENTERFACE_SKIPPED.items():
         n = list(ENTERFACE_SKIPPED.values()).count(reason)
         assert f"  {reason} ({n}):" in text and f"    {path}" in text
+    assert not any(path in text for path in ENTERFACE_NOT_VIDEOS)  # counted, never listed
 
 
 def load_preset(name):
@@ -276,7 +331,7 @@ def test_enterface_preset_folds_on_a_full_size_tree(tmp_path):
     root = tmp_path / "enterface"
     touch(root, *(f"subject {s}/{e}/sentence 1/s{s}_{e[:2]}_1.avi" for s in range(1, 45) for e in EMOTIONS))
     preset = load_preset("enterface05")
-    manifest, _ = build_manifest(preset["dataset"], root, preset["classes"])
+    manifest, _, _ = build_manifest(preset["dataset"], root, preset["classes"])
     manifest = add_folds(manifest, preset["folds"])
     folds = manifest.groupby("subject")["fold"].first()
     assert folds["6"] == TRAIN_ONLY

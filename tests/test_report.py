@@ -128,8 +128,10 @@ def results(tmp_path_factory) -> dict:
     (results / "faces").mkdir()
     manifest = _manifest()
     write_parquet(manifest, results / "manifest.parquet")
-    write_parquet(pd.DataFrame({"path": ["subject 9/x.txt"], "reason": ["not a video file"]}),
-                  results / "manifest_rejected.parquet")
+    write_parquet(pd.DataFrame({"path": ["subject 9/x.avi", "VideoFlash/1064_TIE_SAD_XX.flv"],
+                                "reason": ["not inside a 'subject N' folder", "documented defect: file has no duration"],
+                                "source": ["", "https://example.org/README.md"]}),
+                  results / "manifest_rejected.parquet", metadata={"not_videos": {"audio": 12, "text": 1}})
     predictions = _write_predictions(results, manifest, np.random.default_rng(0))
     compute_metrics(predictions, results / "metrics", {"bootstrap": 50, "permutations": 200})
     histories = _write_histories(results)
@@ -226,7 +228,9 @@ def test_headline_comes_first_and_comparisons_read_as_claims(report):
     assert any(re.fullmatch(r"res_att vs c3d: (WAR|UAR) [+-]\d+\.\d points \[[+-]\d+\.\d, [+-]\d+\.\d\], "
                             r"p = [<0-9. ]+", c) for c in claims)
     assert "res_att vs c3d" in (out / "comparisons.html").read_text()
-    assert "subject 9/x.txt" in page and "not a video file" in page  # the manifest's rejections
+    assert "subject 9/x.avi" in page and "not inside a " in page  # the manifest's rejections
+    assert "documented defect: file has no duration" in page and "https://example.org/README.md" in page
+    assert "not videos, skipped: 12 audio, 1 text" in page
     assert "subject_1_undecodable" in page and "could not decode (frames stage)" in page
 
 
@@ -342,7 +346,7 @@ def test_cli_writes_the_attention_file_and_the_report_from_files(results, tmp_pa
     assert attention["label"] == list(EMOTIONS) and set(attention["fold"]) == {0}
     main(["report", "--out", str(tmp_path / "report"), "--metrics", *map(str, files["metrics"]),
           "--attention", str(tmp_path / "a.h5"), "--rejected", str(files["rejected"])])
-    assert "not a video file" in (tmp_path / "report" / "index.html").read_text()
+    assert "documented defect: file has no duration" in (tmp_path / "report" / "index.html").read_text()
 
 
 def test_without_bootstrap_the_report_shows_no_nan(results, tmp_path):

@@ -44,15 +44,16 @@ def cmd_manifest(args: argparse.Namespace) -> None:
 
     p = args.params
     dataset = args.dataset or p.get("dataset", "demo")
-    manifest, rejected = build_manifest(dataset, args.root, p.get("classes"), p.get("dataset_options") or {})
+    manifest, rejected, skipped = build_manifest(dataset, args.root, p.get("classes"),
+                                                 p.get("dataset_options") or {})
     if args.out is None:  # summary only
-        print(summarize(manifest, rejected))
+        print(summarize(manifest, rejected, skipped))
         return
     manifest = add_shards(manifest, p.get("shard_videos", 1))
     meta = {"dataset": dataset, "root": str(args.root), "classes": list(manifest["label"].cat.categories)}
-    write_parquet(rejected, args.rejected, metadata=meta)
+    write_parquet(rejected, args.rejected, metadata={**meta, "not_videos": skipped})
     write_parquet(manifest, args.out, metadata=meta)
-    print(summarize(manifest, rejected))
+    print(summarize(manifest, rejected, skipped))
 
 
 def cmd_folds(args: argparse.Namespace) -> None:

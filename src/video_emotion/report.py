@@ -27,6 +27,7 @@ from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 
 from video_emotion.attention import ATTENTION_DEFAULTS, read_attention
+from video_emotion.datasets import REJECTED_COLUMNS, not_videos_line
 from video_emotion.io import atomic_path, read_parquet_metadata
 from video_emotion.metrics import TABLES, baseline_line, comparison_line, format_p, headline, pct, run_keys
 from video_emotion.plotting import OKABE_ITO, SEQUENTIAL, STYLE, save_figure
@@ -687,9 +688,12 @@ def build_report(out_dir: str | Path = "results/report", *, metrics=(), historie
             pd.DataFrame({"video_id": dropped["video_id"], "outcome": _qc_outcome(qc_table)[dropped.index],
                           "reason": dropped["reason"]}), "None: every decoded video was aligned.")
     rejected_table = _read(rejected)
-    html_tables["Files the manifest rejected"] = _html_table(
-        rejected_table[["path", "reason"]] if {"path", "reason"} <= set(rejected_table.columns) else pd.DataFrame(),
-        "None." if rejected is not None and Path(rejected).exists() else "Not given (results/manifest_rejected.parquet).")
+    columns = [c for c in REJECTED_COLUMNS if c in rejected_table.columns]
+    given = rejected is not None and Path(rejected).exists()
+    skipped = f"<p>{html.escape(not_videos_line(read_parquet_metadata(rejected).get('not_videos')))}</p>" if given else ""
+    html_tables["Videos the manifest rejected (documented defects with their source)"] = skipped + _html_table(
+        rejected_table[columns] if {"path", "reason"} <= set(columns) else pd.DataFrame(),
+        "None." if given else "Not given (results/manifest_rejected.parquet).")
 
     for name, body in (("headline.html", headline_html), ("comparisons.html", comparisons_html)):
         title = "Models" if name == "headline.html" else "Paired comparisons"

@@ -2,16 +2,20 @@
 
 Each adapter module (``enterface05``, ``ravdess``, ``crema_d``, ``csv_list``) has ``LABELS`` (the canonical
 labels it can produce), ``OPTIONS`` (its ``dataset_options`` and their defaults) and
-``scan(root, options) -> (rows, rejected)``. The adapters only read names: they never open a video, so an
-unreadable file is found later by the frames stage. :func:`build_manifest` adds what is common to all of them:
-the class filter, the canonical label order, unique ids and a stable row order.
+``scan(root, options) -> (rows, rejected, skipped)``; a dataset's adapter also has ``DEFECTS``, the files its
+maintainers or a paper document as defective (:class:`~video_emotion.datasets.common.Defect`, with the source). The
+adapters only read names: they never open a video, so an unreadable file is found later by the frames stage.
+:func:`build_manifest` adds what is common to all of them: the documented defects (left out unless the option
+``keep_documented_defects``), the class filter, the canonical label order, unique ids and a stable row order.
 
-Videos whose label is not in the configured ``classes`` are left out and listed in ``rejected`` with the reason
-``label <x> is not in classes``, like every other skipped file.
+Three outcomes for a file under the root: a video in the manifest; a video rejected, listed with the reason (a name
+that does not parse, a label not in ``classes`` (``label <x> is not in classes``), a documented defect (with its
+source) ...); a file that is not a video (audio, text, image, other), counted by kind and never listed.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from types import ModuleType
@@ -19,12 +23,13 @@ from types import ModuleType
 import pandas as pd
 
 from video_emotion.datasets import crema_d, csv_list, enterface05, ravdess
-from video_emotion.datasets.common import DatasetError, source_path
+from video_emotion.datasets.common import KEEP_DEFECTS, DatasetError, Defect, source_path
 from video_emotion.io import safe_name
 from video_emotion.labels import CANONICAL
 from video_emotion.splits import assign_folds, sorted_subjects, subject_key
 
-__all__ = ["ADAPTERS", "DatasetError", "add_folds", "add_shards", "build_manifest", "source_path", "summarize"]
+__all__ = ["ADAPTERS", "REJECTED_COLUMNS", "DatasetError", "add_folds", "add_shards", "build_manifest",
+           "not_videos_line", "source_path", "summarize"]
 
 # `demo` is generated in eNTERFACE'05's layout and read by the same adapter.
 ADAPTERS: dict[str, ModuleType] = {
@@ -35,6 +40,8 @@ ADAPTERS: dict[str, ModuleType] = {
     "csv": csv_list,
 }
 BASE_COLUMNS = ["video_id", "path", "subject", "label"]
+REJECTED_COLUMNS = ["path", "reason", "source"]
+DEFECT_REASON = "documented defect: "
 
 
 def build_manifest(
@@ -42,12 +49,15 @@ def build_manifest(
     root: str | Path,
     classes: Sequence[str] | None = None,
     options: dict | None = None,
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """List the videos of ``dataset`` under ``root``: returns (manifest, rejected).
+) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, int]]:
+    """List the videos of ``dataset`` under ``root``: returns (manifest, rejected, skipped).
 
     manifest: ``video_id``, ``path`` (POSIX, relative to ``root``; for csv as written in the CSV), ``subject``
     (str), ``label`` (categorical over ``classes`` in canonical order; None means every label the dataset has),
-    then the dataset's own columns. rejected: ``path``, ``reason`` for every file left out.
+    then the dataset's own columns; a dataset with a defect table adds ``defect`` (what is wrong with a documented
+    defect kept by ``keep_documented_defects``, else empty). rejected: ``path``, ``reason``, ``source`` (where a
+    documented defect is documented, else empty) for every video left out. skipped: the files that are not videos,
+    counted by kind (``{"audio": 14884, ...}``).
     Raises :class:`DatasetError` when nothing usable can be listed, naming the problem and its fix.
     """
     adapter = ADAPTERS.get(dataset)
@@ -68,18 +78,27 @@ def build_manifest(
     if unknown:
         takes = ", ".join(adapter.OPTIONS) or "none"
         raise DatasetError(f"unknown dataset_options {unknown} for dataset {dataset} (it takes: {takes})")
+    options = {**adapter.OPTIONS, **options}
 
-    rows, rejected = adapter.scan(root, {**adapter.OPTIONS, **options})
-    if not rows and not rejected:
+    rows, rejected, skipped = adapter.scan(root, options)
+    skipped = dict(sorted(Counter(skipped).items(), key=lambda kv: (-kv[1], kv[0])))
+    if not rows and not rejected and not skipped:
         raise DatasetError(f"dataset_root {root} holds no files; point dataset_root at the {dataset} videos")
+    if hasattr(adapter, "DEFECTS"):
+        keep = options[KEEP_DEFECTS]
+        if not isinstance(keep, bool):
+            raise DatasetError(f"dataset_options.{KEEP_DEFECTS} = {keep!r}; use true or false")
+        rows, defective = mark_defects(rows, adapter.DEFECTS, keep)
+        rejected += defective
     kept = [r for r in rows if r["label"] in categories]
     rejected += [{"path": r["path"], "reason": f"label {r['label']} is not in classes"}
                  for r in rows if r["label"] not in categories]
-    rejected_df = pd.DataFrame(rejected, columns=["path", "reason"]).sort_values("path", ignore_index=True)
+    rejected_df = pd.DataFrame([{"source": "", **r} for r in rejected], columns=REJECTED_COLUMNS)
+    rejected_df = rejected_df.sort_values("path", ignore_index=True)
     if not kept:
         raise DatasetError(
-            f"found no usable {dataset} videos under {root} ({len(rejected_df)} files skipped: "
-            f"{reason_counts(rejected_df)}); check dataset, dataset_root and classes"
+            f"found no usable {dataset} videos under {root} ({len(rejected_df)} videos rejected: "
+            f"{reason_counts(rejected_df)}; {not_videos_line(skipped)}); check dataset, dataset_root and classes"
         )
 
     manifest = pd.DataFrame(kept)
@@ -93,7 +112,20 @@ def build_manifest(
     for c in extras:  # whole numbers with gaps (a sentence number not found) stay integers
         if pd.api.types.is_float_dtype(manifest[c]) and (manifest[c].dropna() % 1 == 0).all():
             manifest[c] = manifest[c].astype("Int64")
-    return manifest[BASE_COLUMNS + extras], rejected_df
+    return manifest[BASE_COLUMNS + extras], rejected_df, skipped
+
+
+def mark_defects(rows: list[dict], defects: Sequence[Defect], keep: bool) -> tuple[list[dict], list[dict]]:
+    """Rows with a ``defect`` column (the problem of a documented defect, else empty) and the rejections: every
+    documented defect, with its reason and source, unless ``keep``."""
+    out, rejected = [], []
+    for row in rows:
+        defect = next((d for d in defects if d.matches(row)), None)
+        if defect is not None and not keep:
+            rejected.append({"path": row["path"], "reason": DEFECT_REASON + defect.problem, "source": defect.source})
+        else:
+            out.append({**row, "defect": defect.problem if defect else ""})
+    return out, rejected
 
 
 def resolve_classes(dataset: str, adapter: ModuleType, classes: Sequence[str] | None) -> list[str]:
@@ -159,16 +191,29 @@ def reason_counts(rejected: pd.DataFrame) -> str:
     return "; ".join(f"{reason}: {n}" for reason, n in counts.items()) or "none"
 
 
-def summarize(manifest: pd.DataFrame, rejected: pd.DataFrame, max_paths: int = 20) -> str:
-    """Counts per subject and emotion, then every skipped file grouped by reason (at most ``max_paths`` each)."""
+def not_videos_line(skipped: dict[str, int] | None) -> str:
+    """The one line that accounts for the files that are not videos: ``not videos, skipped: 14884 audio, 2 text``."""
+    counts = ", ".join(f"{n} {kind}" for kind, n in (skipped or {}).items() if n)
+    return f"not videos, skipped: {counts or 'none'}"
+
+
+def summarize(manifest: pd.DataFrame, rejected: pd.DataFrame, skipped: dict[str, int] | None = None,
+              max_paths: int = 20) -> str:
+    """Counts per subject and emotion; the files that are not videos, by kind, in one line; the rejected videos
+    grouped by reason (at most ``max_paths`` each); the documented defects apart, excluded or kept, with their
+    source."""
     subjects = sorted_subjects(manifest["subject"])
     table = pd.crosstab(manifest["subject"].astype(str), manifest["label"], dropna=False)
     table = table.reindex(subjects).fillna(0).astype(int)
     table["total"] = table.sum(axis=1)
     table.loc["total"] = table.sum(axis=0)
     table.index.name, table.columns.name = "subject", None
+    defect = rejected["source"].fillna("") != "" if "source" in rejected else rejected["path"].isna()
+    excluded, refused = rejected[defect], rejected[~defect]
+    kept = manifest[manifest["defect"] != ""] if "defect" in manifest else manifest.iloc[:0]
     lines = [f"{len(manifest)} videos, {len(subjects)} subjects, {len(table.columns) - 1} classes; "
-             f"{len(rejected)} files skipped", "", table.to_string()]
+             f"{len(refused)} rejected; {len(excluded)} documented defects excluded, {len(kept)} kept",
+             not_videos_line(skipped), "", table.to_string()]
     empty = [c for c in table.columns[:-1] if table.at["total", c] == 0]
     if empty:
         lines += ["", f"warning: no videos for class(es) {empty}"]
@@ -176,11 +221,17 @@ def summarize(manifest: pd.DataFrame, rejected: pd.DataFrame, max_paths: int = 2
         per_fold = manifest.groupby("fold")["subject"].agg(lambda s: ", ".join(sorted_subjects(s)))
         lines += ["", "test subjects per fold (-1: never tested, trains in every fold):"]
         lines += [f"  {fold}: {subs}" for fold, subs in per_fold.items()]
-    if len(rejected):
-        lines += ["", "skipped:"]
-        for reason, group in rejected.groupby("reason", sort=True):
+    if len(refused):
+        lines += ["", "rejected:"]
+        for reason, group in refused.groupby("reason", sort=True):
             lines.append(f"  {reason} ({len(group)}):")
             lines += [f"    {p}" for p in group["path"].head(max_paths)]
             if len(group) > max_paths:
                 lines.append(f"    ... and {len(group) - max_paths} more (see manifest_rejected.parquet)")
+    if len(excluded):
+        lines += ["", f"documented defects, excluded (dataset_options: {{{KEEP_DEFECTS}: true}} keeps them):"]
+        lines += [f"  {r.path}: {r.reason.removeprefix(DEFECT_REASON)} [{r.source}]" for r in excluded.itertuples()]
+    if len(kept):
+        lines += ["", f"documented defects, kept (dataset_options.{KEEP_DEFECTS}):"]
+        lines += [f"  {r.path}: {r.defect}" for r in kept.itertuples()]
     return "\n".join(lines)

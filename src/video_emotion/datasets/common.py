@@ -1,18 +1,28 @@
-"""What every dataset adapter shares: the error type, the folder walk, the emotion names it accepts, and where the
-file of a manifest ``path`` is."""
+"""What every dataset adapter shares: the error type, the folder walk, the kinds of file, the documented defects'
+form, the emotion names it accepts, and where the file of a manifest ``path`` is."""
 
 from __future__ import annotations
 
 import os
 import re
+from collections import Counter
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 from video_emotion.labels import CANONICAL, ENTERFACE_CODES
 
-# Containers the frames stage can decode. Anything else found under a dataset root is listed as skipped.
+# Containers the frames stage can decode. Other files under a dataset root are counted by kind (file_kind), not
+# listed: a rejection is a video that was refused.
 VIDEO_EXTENSIONS = (".avi", ".mp4", ".m4v", ".mov", ".mkv", ".flv", ".webm", ".mpg", ".mpeg", ".wmv")
 AUDIO_EXTENSIONS = (".wav", ".mp3", ".flac", ".aac", ".m4a", ".ogg")
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp")
+TEXT_EXTENSIONS = (".txt", ".csv", ".tsv", ".md", ".rst", ".pdf", ".doc", ".docx", ".rtf", ".json", ".xml", ".html",
+                   ".htm", ".xls", ".xlsx", ".r", ".py", ".m")
+KINDS = {"video": VIDEO_EXTENSIONS, "audio": AUDIO_EXTENSIONS, "image": IMAGE_EXTENSIONS, "text": TEXT_EXTENSIONS}
+
+# The dataset option that keeps a dataset's documented defects in the manifest (excluded by default).
+KEEP_DEFECTS = "keep_documented_defects"
 
 # Names users and datasets give the canonical emotions (lower case). Canonical names map to themselves.
 ALIASES = {
@@ -60,29 +70,43 @@ def walk_files(root: Path) -> Iterator[tuple[str, tuple[str, ...]]]:
 
 
 def file_kind(name: str) -> str:
-    """'video', 'audio' or 'other', from the file name's extension."""
+    """'video', 'audio', 'image', 'text' or 'other', from the file name's extension."""
     suffix = Path(name).suffix.lower()
-    if suffix in VIDEO_EXTENSIONS:
-        return "video"
-    if suffix in AUDIO_EXTENSIONS:
-        return "audio"
-    return "other"
+    return next((kind for kind, extensions in KINDS.items() if suffix in extensions), "other")
 
 
 def reject(path: str, reason: str) -> dict:
     return {"path": path, "reason": reason}
 
 
-def named_videos(root: Path, pattern: re.Pattern, naming: str,
-                 rejected: list[dict]) -> Iterator[tuple[str, tuple[str, ...], re.Match]]:
+@dataclass(frozen=True)
+class Defect:
+    """A file that its dataset's maintainers (or a paper) document as not showing what its name says.
+
+    ``match``: the manifest fields that identify the file(s), e.g. ``{"video_id": "1076_MTI_NEU_XX"}`` (the file
+    name without extension, so a converted copy matches too); ``problem``: what is wrong, as the source says it;
+    ``source``: where it is documented (the dataset README's URL, or the paper's title).
+    """
+
+    match: dict
+    problem: str
+    source: str
+
+    def matches(self, row: dict) -> bool:
+        return all(str(row.get(field)) == str(value) for field, value in self.match.items())
+
+
+def named_videos(root: Path, pattern: re.Pattern, naming: str, rejected: list[dict],
+                 skipped: Counter) -> Iterator[tuple[str, tuple[str, ...], re.Match]]:
     """Video files under ``root`` whose stem matches ``pattern``, as (path, parts, match).
 
-    Audio-only files, other files and videos named otherwise are appended to ``rejected`` with the reason.
+    Files that are not videos are counted in ``skipped`` by kind (:func:`file_kind`); videos named otherwise are
+    appended to ``rejected`` with the reason.
     """
     for path, parts in walk_files(root):
         kind = file_kind(parts[-1])
         if kind != "video":
-            rejected.append(reject(path, "audio-only file" if kind == "audio" else "not a video file"))
+            skipped[kind] += 1
             continue
         m = pattern.match(Path(parts[-1]).stem)
         if m is None:

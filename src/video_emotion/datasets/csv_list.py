@@ -12,6 +12,7 @@ Option ``columns`` maps the required names to yours, e.g. ``{path: file, label: 
 from __future__ import annotations
 
 import re
+from collections import Counter
 from pathlib import Path, PurePath
 
 import pandas as pd
@@ -26,7 +27,7 @@ REQUIRED = ("path", "label", "subject")
 SAFE_ID = re.compile(r"^[A-Za-z0-9_.-]+$")
 
 
-def scan(root: Path, options: dict) -> tuple[list[dict], list[dict]]:
+def scan(root: Path, options: dict) -> tuple[list[dict], list[dict], Counter]:
     columns = options["columns"] or {}
     if not isinstance(columns, dict) or not set(columns) <= set(REQUIRED):
         raise DatasetError(
@@ -71,4 +72,4 @@ def scan(root: Path, options: dict) -> tuple[list[dict], list[dict]]:
             )
         rows.append({"video_id": video_id, "path": path, "subject": rec["subject"].strip(),
                      "label": canonical_label(rec["label"]), **{c: rec[c] for c in extras}})
-    return rows, rejected
+    return rows, rejected, Counter()  # a list names its videos: nothing to skip by kind

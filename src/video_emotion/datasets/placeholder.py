@@ -1,4 +1,4 @@
-"""An empty stand-in for eNTERFACE'05: the real archive's folder layout and file names, every video 0 bytes.
+"""Empty stand-ins for eNTERFACE'05 and CREMA-D: the real archives' folder layout and file names, every file 0 bytes.
 
 Enough for the manifest (it reads paths only), and so for a dry run of the whole DAG with the eNTERFACE'05 preset,
 for the tests and the benchmarks:
@@ -16,8 +16,11 @@ import sys
 from collections.abc import Iterable
 from pathlib import Path
 
+from video_emotion.datasets.crema_d import EMOTION_CODES as CREMA_D_EMOTIONS
 from video_emotion.datasets.enterface05 import video_path
 from video_emotion.labels import EMOTIONS
+
+CREMA_D_SENTENCES = ("IEO", "TIE", "IOM", "IWW", "TAI", "MTI", "IWL", "ITH", "DFA", "ITS", "TSI", "WSI")
 
 
 def make_enterface_tree(root: str | Path, subjects: int | Iterable[int] = 44, sentences: int = 5,
@@ -41,6 +44,23 @@ def make_enterface_tree(root: str | Path, subjects: int | Iterable[int] = 44, se
                 path.touch()
                 n += 1
     return n
+
+
+def make_crema_d_tree(root: str | Path, actors: int | Iterable[int] = range(1001, 1092), audio: bool = True) -> int:
+    """CREMA-D's full grid under ``root``: ``VideoFlash/AAAA_SSS_EEE_LL.flv`` and, with ``audio``, its twins in
+    ``AudioWAV/`` (.wav) and ``AudioMP3/`` (.mp3). Per actor, 82 videos: 11 sentences in the six emotions at level
+    XX, and "It's eleven o'clock" (IEO) at levels LO, MD and HI (neutral at XX). 91 actors (1001-1091, the default)
+    give 7462 videos; the real archive lacks a few (7442). Returns the number of videos."""
+    numbers = range(1001, 1001 + actors) if isinstance(actors, int) else actors
+    names = [f"{sentence}_{emotion}_{level}" for sentence in CREMA_D_SENTENCES for emotion in CREMA_D_EMOTIONS
+             for level in (("XX",) if sentence != "IEO" or emotion == "NEU" else ("LO", "MD", "HI"))]
+    folders = {"VideoFlash": ".flv", **({"AudioWAV": ".wav", "AudioMP3": ".mp3"} if audio else {})}
+    for folder, ext in folders.items():
+        Path(root, folder).mkdir(parents=True, exist_ok=True)
+        for actor in numbers:
+            for name in names:
+                Path(root, folder, f"{actor}_{name}{ext}").touch()
+    return len(list(numbers)) * len(names)
 
 
 if __name__ == "__main__":

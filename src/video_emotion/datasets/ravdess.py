@@ -5,25 +5,32 @@ modality (01 audio-video, 02 video-only, 03 audio-only), vocal channel (01 speec
 02 calm, 03 happy, 04 sad, 05 angry, 06 fearful, 07 disgust, 08 surprised), intensity (01 normal, 02 strong),
 statement (01, 02), repetition (01, 02) and actor (01-24).
 
-- Audio-only files (modality 03, or an audio extension) are skipped.
+- Files that are not videos (audio, text ...) are counted as skipped; a video file of modality 03 (audio-only) is
+  rejected.
 - The audio-video and the video-only file of one recording hold the same pictures: the video-only file is kept
   and its audio-video twin is skipped; a recording with only the audio-video file is kept as is.
 - ``subject`` is the ``Actor_XX`` folder's number without leading zeros (``"1"`` .. ``"24"``), or the file
   name's actor field when there is no such folder. ``video_id`` is the file name without extension.
 
 Option ``vocal_channels`` (default both): ``[speech]``, ``[song]`` or ``[speech, song]``.
+
+:data:`DEFECTS` is empty: the dataset's own description (https://zenodo.org/records/1188976) documents no
+defective file, only an absence (there are no song files for Actor_18), and we found no paper or toolkit that
+names one. Option ``keep_documented_defects`` is there for the day the table holds one.
 """
 
 from __future__ import annotations
 
 import re
+from collections import Counter
 from pathlib import Path
 
-from video_emotion.datasets.common import DatasetError, named_videos, reject
+from video_emotion.datasets.common import KEEP_DEFECTS, DatasetError, Defect, named_videos, reject
 from video_emotion.labels import EMOTIONS
 
 LABELS = EMOTIONS + ("neutral", "calm")
-OPTIONS = {"vocal_channels": ["speech", "song"]}
+OPTIONS = {"vocal_channels": ["speech", "song"], KEEP_DEFECTS: False}
+DEFECTS: tuple[Defect, ...] = ()
 
 EMOTION_CODES = {"01": "neutral", "02": "calm", "03": "happiness", "04": "sadness", "05": "anger", "06": "fear",
                  "07": "disgust", "08": "surprise"}
@@ -35,14 +42,14 @@ NAME = re.compile(r"^(\d\d)-(\d\d)-(\d\d)-(\d\d)-(\d\d)-(\d\d)-(\d\d)$")
 ACTOR_DIR = re.compile(r"^actor[\s_-]*0*(\d+)$", re.IGNORECASE)
 
 
-def scan(root: Path, options: dict) -> tuple[list[dict], list[dict]]:
+def scan(root: Path, options: dict) -> tuple[list[dict], list[dict], Counter]:
     channels = options["vocal_channels"]
     if isinstance(channels, str) or not set(channels) <= set(CHANNELS.values()) or not channels:
         raise DatasetError(
             f"dataset_options.vocal_channels = {channels!r}; use a list drawn from [speech, song], e.g. [speech]"
         )
-    rows, rejected = [], []
-    for path, parts, m in named_videos(root, NAME, "MM-VV-EE-II-SS-RR-AA (RAVDESS naming)", rejected):
+    rows, rejected, skipped = [], [], Counter()
+    for path, parts, m in named_videos(root, NAME, "MM-VV-EE-II-SS-RR-AA (RAVDESS naming)", rejected, skipped):
         *dirs, name = parts
         modality, channel, emotion, intensity, statement, repetition, actor = m.groups()
         problem = (
@@ -70,7 +77,7 @@ def scan(root: Path, options: dict) -> tuple[list[dict], list[dict]]:
             "statement": int(statement),
             "repetition": int(repetition),
         })
-    return drop_audio_video_twins(rows, rejected)
+    return (*drop_audio_video_twins(rows, rejected), skipped)
 
 
 def drop_audio_video_twins(rows: list[dict], rejected: list[dict]) -> tuple[list[dict], list[dict]]:

@@ -1,12 +1,16 @@
 # Two commands do everything on a fresh machine:
 #   make demo   set up .venv, then run the whole workflow on the embedded demo (snakemake --cores all)
 #   make test   set up .venv, then run the tests
+# .venv holds the tested dependency set, constraints.txt (the lock); `make lock` refreshes it, `make setup LOCK=`
+# installs without it (the newest releases pyproject.toml allows).
 PYTHON ?= python3
 TORCH ?= torch==2.13.0
+LOCK ?= constraints.txt
 VENV := .venv
+LOCK_VENV := .venv-lock
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: demo test lint setup clean
+.PHONY: demo test lint setup lock clean
 
 demo: $(VENV)/.installed
 	snakemake --cores all
@@ -22,12 +26,24 @@ lint: $(VENV)/.installed
 setup: $(VENV)/.installed
 
 # torch first and pinned: an unpinned torch (or anything that pulls one) fetches multi-GB CUDA builds.
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml $(LOCK)
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install --quiet --upgrade pip
-	$(VENV)/bin/python -m pip install --quiet "$(TORCH)"
-	$(VENV)/bin/python -m pip install --quiet -e ".[test,cluster]"
+	$(VENV)/bin/python -m pip install --quiet "$(TORCH)" $(if $(LOCK),-c $(LOCK))
+	$(VENV)/bin/python -m pip install --quiet -e ".[test,cluster]" $(if $(LOCK),-c $(LOCK))
 	touch $@
+
+# The lock, refreshed: the newest releases pyproject.toml allows, resolved in a fresh venv and frozen (local version
+# labels such as +cpu dropped: the lock names what PyPI serves). Then `make test`, and commit constraints.txt.
+lock:
+	rm -rf $(LOCK_VENV) && $(PYTHON) -m venv $(LOCK_VENV)
+	$(LOCK_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(LOCK_VENV)/bin/python -m pip install --quiet "$(TORCH)"
+	$(LOCK_VENV)/bin/python -m pip install --quiet -e ".[test,cluster]"
+	{ sed -n '/^#/p' constraints.txt; $(LOCK_VENV)/bin/python -m pip freeze --exclude-editable \
+		| sed -E 's/\+[A-Za-z0-9.]+$$//'; } > constraints.txt.new
+	mv constraints.txt.new constraints.txt
+	rm -rf $(LOCK_VENV)
 
 clean:
 	rm -rf results logs .snakemake report.html

@@ -44,6 +44,9 @@ config.update(_resolved)
 # would find no such job before them and schedule nothing. Snakemake sets the DAG settings after this file is read;
 # as they arrive, each such rule is replaced by the rule without wildcards that gathers its outputs, which is a target
 # of its own: Snakemake then finds the jobs through the checkpoints and runs them, the gathering job, and no more.
+# Snakemake 9 has no supported way to do this; the hook relies on its internals (Workflow.dag_settings, assigned after
+# this file is read), so Snakemake is pinned by the lock (constraints.txt) and tests/test_install.py fails the day a
+# release breaks it.
 UNTIL_GATHERED = {"frames": "frames_index", "faces": "faces_qc", "train": "train_runs", "evaluate": "metrics"}
 
 

@@ -4,6 +4,7 @@ that move the landmarks the designed way, distinct enough to tell apart across s
 from __future__ import annotations
 
 import subprocess
+from pathlib import Path
 
 import imageio_ffmpeg
 import numpy as np
@@ -142,3 +143,25 @@ def test_bad_arguments_name_the_problem(tmp_path):
     with pytest.raises(ValueError, match="frame"):
         demo.make_demo(tmp_path / "out", seconds=0.01)
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("subjects", [None, 2, 16])
+def test_demo_folds_never_put_a_photo_on_both_sides(subjects):
+    """The demo preset's folds split its subjects by source photograph: no test subject shares a photo (or a
+    person) with a subject that trains or validates in that fold, whatever the number of subjects allowed."""
+    from video_emotion.config import load_yaml, resolve
+    from video_emotion.splits import assign_folds
+
+    root = Path(__file__).parents[1]
+    user = {} if subjects is None else {"demo": {"subjects": subjects}}
+    config = resolve(user, load_yaml(root / "workflow/schemas/config.schema.yaml"),
+                     load_yaml(root / "workflow/presets/demo.yaml"))
+    names = [str(n) for n in range(1, config["demo"]["subjects"] + 1)]
+    folds = assign_folds(names, config["folds"]["scheme"], config["folds"]["k"], config["folds"]["seed"],
+                         config["folds"]["fixed"])
+    assert len(set(folds.values())) >= 2 and -1 not in folds.values()
+    for fold in set(folds.values()):
+        test = {p for s in names if folds[s] == fold for p in demo.subject_sources(int(s))}
+        rest = {p for s in names if folds[s] != fold for p in demo.subject_sources(int(s))}
+        assert test and rest and not test & rest, (fold, test & rest)
+    assert len({p for s in names for p in demo.subject_sources(int(s))}) == (4 if len(names) > 1 else 2)

@@ -1,8 +1,12 @@
 """The embedded demo dataset: synthetic face videos in eNTERFACE'05's own layout.
 
-The faces come from two real photographs that ship inside installed packages (scikit-image's astronaut and
-matplotlib's Grace Hopper) and their mirror images. Each synthetic subject is a landmark-based morph of two of
-them with its own face shape, skin tone, size and background. Each of the six emotions is a deformation of the
+The faces come from four real photographs of four people: two that ship inside installed packages
+(scikit-image's astronaut, matplotlib's Grace Hopper) and two official White House portraits that ship with this
+package (``data/``, see its README). They form two disjoint pairs: the astronaut and Biden make the odd subjects,
+Hopper and Obama the even ones. Each synthetic subject is a landmark-based morph of its pair's two photos (or their
+mirror images, :data:`MORPHS`), with its own face shape, skin tone, size and background. The demo's folds split
+the subjects by parity (workflow/presets/demo.yaml), so that no test subject shares a photograph, or a person,
+with a training or validation subject (:func:`subject_sources`). Each of the six emotions is a deformation of the
 68 iBUG landmarks (plus two cheek points), turned into one dense displacement field per subject and emotion by
 thin-plate-spline interpolation; every frame scales that field by an intensity that grows from neutral to apex,
 and adds head motion, expression lines and sensor noise. Clips are encoded with ffmpeg (MPEG-4 in AVI)::
@@ -92,9 +96,13 @@ EXPRESSIONS: dict[str, list[tuple[list[int], float, float]]] = {
         (UPPER_LIP_SIDE, -0.04, 0.0), (UPPER_LIP_MID, 0.0, -0.03), (UPPER_LIP_INNER, 0.0, -0.02),
     ],
 }
-# Which two base faces (astronaut, Hopper, mirrored astronaut, mirrored Hopper) each subject blends, in turn.
-# Every subject mixes both people: Hopper alone (glasses, deep wrinkles) makes dlib's landmarks much noisier.
-MORPHS = ((0, 1), (1, 2), (2, 3), (3, 0))
+# The source photographs, in the order of `_base_faces` (each followed there by its mirror image at index + 4).
+SOURCES = ("scikit-image astronaut", "matplotlib grace_hopper.jpg", "video_emotion/data/biden.jpg",
+           "video_emotion/data/obama.jpg")
+# Which two base faces each subject blends, in turn (the photos 0..3, their mirror images 4..7): odd subjects blend
+# the astronaut (0) and Biden (2), even ones Hopper (1) and Obama (3), so a photo never makes subjects of both
+# parities.
+MORPHS = ((0, 2), (1, 3), (6, 4), (7, 5), (2, 4), (3, 5), (4, 6), (5, 7))
 OPEN_MOUTH = {"surprise": 0.9, "fear": 0.5}  # how dark the opened mouth gets at apex
 
 
@@ -159,6 +167,11 @@ def make_demo(
         return sorted(path for paths in pool.map(_write_clips, jobs) for path in paths)
 
 
+def subject_sources(subject: int) -> tuple[str, str]:
+    """The two photographs demo subject ``subject`` (1-based) is a morph of (:data:`SOURCES` names)."""
+    return tuple(SOURCES[b % len(SOURCES)] for b in MORPHS[(int(subject) - 1) % len(MORPHS)])
+
+
 def clip_path(out_dir: str | os.PathLike, subject: int, emotion: str, sentence: int) -> Path:
     """Where eNTERFACE'05 keeps the clip of ``subject`` showing ``emotion`` in ``sentence``."""
     name = f"s{subject}_{CODES[emotion]}_{sentence}.avi"
@@ -186,7 +199,9 @@ def _photos() -> dict[str, np.ndarray]:
 
     with cbook.get_sample_data("grace_hopper.jpg") as f:
         hopper = np.asarray(matplotlib.image.imread(f, format="jpg"))
-    return {"scikit-image astronaut": skimage.data.astronaut(), "matplotlib grace_hopper.jpg": hopper}
+    here = Path(__file__).parent / "data"
+    portraits = [cv2.cvtColor(cv2.imread(str(here / name)), cv2.COLOR_BGR2RGB) for name in ("biden.jpg", "obama.jpg")]
+    return dict(zip(SOURCES, (skimage.data.astronaut(), hopper, *portraits), strict=True))
 
 
 @functools.lru_cache(maxsize=1)
@@ -219,7 +234,7 @@ def _make_subject(bases, settings: _Settings, n: int) -> _Subject:
     rng = np.random.default_rng([settings.seed, 0, n])
     first, second = MORPHS[(n - 1) % len(MORPHS)]
     (face_a, points_a), (face_b, points_b) = bases[first], bases[second]
-    w = rng.uniform(0.2, 0.45)
+    w = rng.uniform(0.25, 0.5)
     target = _reshape((1 - w) * points_a + w * points_b, rng)
     anchors = _border_points(12)
     face = (1 - w) * _warp(face_a, points_a, target, anchors) + w * _warp(face_b, points_b, target, anchors)
@@ -412,7 +427,7 @@ def _render(person, emotion, move, field, lines, settings: _Settings, rng: np.ra
     t = np.linspace(0.0, 1.0, settings.n_frames)
     onset = rng.uniform(0.05, 0.3)
     rise = rng.uniform(0.3, 0.5)
-    apex = rng.uniform(0.8, 1.05)
+    apex = rng.uniform(1.0, 1.3)
     ramp = np.clip((t - onset) / rise, 0, 1)
     intensity = apex * ramp * ramp * (3 - 2 * ramp)  # smoothstep from neutral to apex, then held
 

@@ -187,3 +187,27 @@ def test_the_working_directory_config_file_is_read(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr[-3000:]
     resolved = load(tmp_path / "results" / "config.yaml")
     assert_layers(resolved, [{"dataset": "csv", "dataset_root": "/data/videos.csv", "train": {"epochs": 3}}])
+
+
+def test_the_default_run_is_the_papers_experiment(tmp_path: Path) -> None:
+    """With nothing configured, the demo trains all six models with two seeds, each at demo size, and any unequal
+    train setting is one the preset states (model_train), not a silent difference."""
+    resolved = resolved_by_snakemake(tmp_path)
+    assert sorted(resolved["models"]) == sorted(ARCH_KWARGS) and len(resolved["models"]) == 6
+    assert resolved["models"][0] == "res_att"  # the paper's model: its claims compare it with each other
+    assert len(resolved["seeds"]) >= 2
+    specs = model_specs(resolved)
+    assert set(specs) == set(ARCH_KWARGS)
+    assert {name for name, spec in specs.items() if spec["train"]} == set(resolved["model_train"])
+
+
+@pytest.mark.parametrize("override, words", [
+    ({"c3dd": {"lr": 0.001}}, ["model_train.c3dd", "c3d"]),
+    ({"c3d": {"learning_rate": 0.001}}, ["learning_rate", "model_train.c3d", "lr"]),
+    ({"c3d": {"lr": -1}}, ["model_train.c3d", "lr"]),
+])
+def test_a_bad_model_train_entry_is_named(override, words) -> None:
+    with pytest.raises(ConfigError) as err:
+        resolve({"model_train": override}, load(SCHEMA), DEMO)
+    for word in words:
+        assert word in str(err.value), err.value

@@ -298,3 +298,24 @@ def test_a_fold_missing_classes_cannot_inflate_the_headline(tmp_path):
     assert row["uar_fold_mean"] == pytest.approx(5 / 6) and row["uar"] == pytest.approx(0.5)
     assert row["accuracy"] == pytest.approx(0.75) and row["majority_accuracy"] == pytest.approx(0.75)
     assert row["majority_class"] == "happiness" and row["majority_uar"] == pytest.approx(0.5)
+
+
+def test_the_printed_comparisons_are_the_papers_claims():
+    """The end of a run prints the first model against each other one (the paper's claims), with the paper's own
+    difference beside the WAR line where it reports both models; other pairs stay in the table only."""
+    from video_emotion.metrics import summary_lines
+
+    rows = [{"model_a": a, "model_b": b, "metric": m, "diff": 0.1, "ci_low": 0.0, "ci_high": 0.2, "p_value": 0.04}
+            for a, b in (("res_att", "c3d"), ("res_att", "p3d"), ("c3d", "p3d")) for m in ("accuracy", "uar")]
+    summary = pd.DataFrame([{"model": m, "n_seeds": 1, "ci": 0.95, "unit": "subject", "n_videos": 10,
+                             "n_subjects": 2, "n_folds": 2, "chance": 1 / 6, "majority_class": "anger",
+                             "majority_accuracy": 0.2, "majority_uar": 1 / 6,
+                             **{f"{s}{x}": 0.5 for s in ("accuracy", "uar")
+                                for x in ("", "_ci_low", "_ci_high", "_fold_mean", "_fold_std")}}
+                            for m in ("res_att", "c3d", "p3d")])
+    lines = summary_lines(summary, pd.DataFrame(rows))
+    compared = [line for line in lines if " vs " in line]
+    assert [line.split(":")[0] for line in compared] == ["res_att vs c3d", "res_att vs c3d", "res_att vs p3d",
+                                                         "res_att vs p3d"]
+    assert compared[0].endswith("(the paper, on eNTERFACE'05: +18.2)")
+    assert "paper" not in compared[1] and "paper" not in compared[2]

@@ -220,13 +220,19 @@ def test_index_links_every_figure_and_table_and_each_exists(report):
 def test_headline_comes_first_and_comparisons_read_as_claims(report):
     out, _ = report
     page = (out / "index.html").read_text()
-    headline = page.index("<h2>Summary</h2>")
-    assert headline < page.index("<table") < page.index("<figure")
+    # the first screen: the models table, the paper's claims (with the paper's own difference), then the text
+    models, claims_table = page.index("<h2>Models: pooled"), page.index("<h2>The paper&#x27;s claims: res_att")
+    assert page.index("<table") > models and models < claims_table < page.index("<h2>Summary</h2>")
+    assert page.index("<h2>Summary</h2>") < page.index("<h2>Every paired comparison") < page.index("<figure")
+    assert "+18.2" in page[claims_table:page.index("<h2>Summary</h2>")]  # the paper: 3Res-att vs C3D
     claims = re.findall(r"<li>(.*?)</li>", page)
     assert claims[0].startswith("res_att: WAR ") and "per-fold mean ± std" in claims[0]
     assert any(c.startswith("chance (1/K) 16.7%; majority class") for c in claims)
-    assert any(re.fullmatch(r"res_att vs c3d: (WAR|UAR) [+-]\d+\.\d points \[[+-]\d+\.\d, [+-]\d+\.\d\], "
+    assert any(re.fullmatch(r"res_att vs c3d: WAR [+-]\d+\.\d points \[[+-]\d+\.\d, [+-]\d+\.\d\], "
+                            r"p = [<0-9. ]+ \(the paper, on eNTERFACE&#x27;05: \+18\.2\)", c) for c in claims)
+    assert any(re.fullmatch(r"res_att vs c3d: UAR [+-]\d+\.\d points \[[+-]\d+\.\d, [+-]\d+\.\d\], "
                             r"p = [<0-9. ]+", c) for c in claims)
+    assert "no test subject shares a photograph" in page  # what the demo's subjects are
     assert "res_att vs c3d" in (out / "comparisons.html").read_text()
     assert "subject 9/x.avi" in page and "not inside a " in page  # the manifest's rejections
     assert "documented defect: file has no duration" in page and "https://example.org/README.md" in page
@@ -256,7 +262,7 @@ def test_headline_figure_stays_within_0_100_and_flags_the_paper(results):
 
 
 def test_paper_figures_live_in_one_place():
-    """PAPER in report.py is the only home of the seed paper's figures among the workflow files."""
+    """PAPER in metrics.py is the only home of the seed paper's figures among the workflow files."""
     for path in [ROOT / "workflow" / "schemas" / "config.schema.yaml", *(ROOT / "workflow").rglob("*.rst"),
                  *(ROOT / "workflow" / "rules").glob("*.smk")]:
         text = path.read_text()
@@ -356,3 +362,12 @@ def test_without_bootstrap_the_report_shows_no_nan(results, tmp_path):
     build_report(out, metrics=[metrics / f"{t}.parquet" for t in TABLES], params={"models": list(MODELS)})
     page = re.sub(r"data:image/png;base64,[^']*", "", (out / "index.html").read_text())
     assert "nan" not in page.lower() and "res_att vs c3d: WAR" in page
+
+
+def test_an_unequal_setting_is_stated_on_the_first_screen(results, tmp_path):
+    out = tmp_path / "report"
+    build_report(out, **results["files"], params={"dataset": "demo", "models": list(MODELS),
+                                                  "model_train": {"c3d": {"lr": 0.001}, "p3d": {"lr": 0.1}}})
+    page = (out / "index.html").read_text()
+    assert page.index("Unequal footing: c3d trains with lr 0.001") < page.index("<table")
+    assert "p3d" not in page.split("<table")[0]  # a setting of a model not in this run is not mentioned

@@ -17,6 +17,7 @@ import pytest
 import torch
 from test_cache import make_cache
 
+import video_emotion.train as train_module
 from video_emotion.cache import read_index
 from video_emotion.clips import ClipDataset
 from video_emotion.inference import load_checkpoint
@@ -254,3 +255,47 @@ def test_ddp_two_gloo_processes_train_and_write_once(cache, tmp_path):
     assert pd.read_parquet(out / "history.parquet")["epoch"].tolist() == [1, 2]
     model, ckpt = load_checkpoint(out / "last.pt")
     assert ckpt["epoch"] == 2 and not any(k.startswith("module.") for k in ckpt["model"])
+
+
+# Early stopping on the validation subjects: training stops once validation UAR has not improved for
+# train.patience epochs, keeps the best epoch, and a finished early-stopped run is never continued.
+
+def scripted_validation(monkeypatch, uars: list[float]) -> list[int]:
+    """Replace validation by a scripted sequence of UARs (losses fall, so ties would count as improvements)."""
+    calls = []
+
+    def validate(*args, **kwargs):
+        calls.append(1)
+        i = min(len(calls), len(uars)) - 1
+        return {"val_loss": 1.0 / len(calls), "val_acc": uars[i], "val_uar": uars[i]}
+
+    monkeypatch.setattr(train_module, "validate", validate)
+    return calls
+
+
+@pytest.mark.usefixtures("one_thread")
+def test_patience_stops_training_keeps_the_best_epoch_and_is_not_continued(tmp_path, monkeypatch):
+    torch.manual_seed(0)
+    cache = make_cache(tmp_path / "c", clip_len=4, subjects=3, n_frames=8)
+    run = {"train": {"epochs": 10, "batch_size": 8, "clips_per_video": 1, "patience": 2},
+              "folds": {"val_subjects": 1}, "model_kwargs": TINY}
+    calls = scripted_validation(monkeypatch, [0.3, 0.5, 0.4, 0.4, 0.9, 0.9])
+    out = tmp_path / "m"
+    result = train(cache, "res_att", 0, out, run, watch=lambda: None)
+    # best at epoch 2 (0.5); epochs 3 and 4 do not beat it: stop after 4, before the 0.9 of epoch 5
+    assert [round(v, 1) for v in pd.read_parquet(out / "history.parquet")["val_uar"]] == [0.3, 0.5, 0.4, 0.4]
+    assert result["epochs"] == 4 and len(calls) == 4
+    assert torch.load(out / "best.pt", weights_only=True)["epoch"] == 2
+    assert "stopped early after 4 of 10 epochs" in read_parquet_metadata(out / "history.parquet")["selection"]
+
+    # the same run again (e.g. after a kill between last.pt and best.pt): nothing more is trained
+    calls.clear()
+    (out / "best.pt").unlink()
+    again = train(cache, "res_att", 0, out, run, watch=lambda: None)
+    assert again["epochs"] == 4 and not calls and (out / "best.pt").exists()
+
+    # without patience every epoch runs
+    calls = scripted_validation(monkeypatch, [0.3, 0.5, 0.4, 0.4, 0.9, 0.9])
+    full = train(cache, "res_att", 0, tmp_path / "full", {**run, "train": {**run["train"], "patience": 0,
+                                                                                "epochs": 6}}, watch=lambda: None)
+    assert full["epochs"] == 6 and full["best"]["epoch"] == 6  # the tie at 0.9 with a lower loss

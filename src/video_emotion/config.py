@@ -105,6 +105,7 @@ def resolve(user: dict, schema: dict, demo_preset: dict) -> dict:
     base = demo_preset if user.get("dataset", "demo") == "demo" else {}
     config = deep_merge(base, user)
     validate(config, schema)
+    _check_model_train(config, schema)
     model_specs(config)  # unknown architectures and keywords are refused before any job runs
     if config["dataset"] != "demo" and not config.get("dataset_root"):
         raise ConfigError(f"config: dataset '{config['dataset']}' needs dataset_root, e.g. "
@@ -112,8 +113,22 @@ def resolve(user: dict, schema: dict, demo_preset: dict) -> dict:
     return config
 
 
+def _check_model_train(config: dict, schema: dict) -> None:
+    """Each ``model_train`` entry names an architecture or a variant, and only train settings valid for ``train``."""
+    train_schema = schema["properties"]["train"]
+    known = sorted({*ARCH_KWARGS, *(config.get("model_variants") or {})})
+    for name, override in config["model_train"].items():
+        if name not in known:
+            raise ConfigError(f"config: model_train.{name} names no architecture or variant ({', '.join(known)})")
+        errors = list(Draft202012Validator(train_schema).iter_errors({**config["train"], **override}))
+        if errors:
+            raise ConfigError(f"config: model_train.{name}: " + "; ".join(
+                _message(e, train_schema).replace(" in the config", "") for e in errors))
+
+
 def model_specs(config: dict) -> dict[str, dict]:
-    """Each entry of ``models`` as ``{"arch": registered architecture, "kwargs": create_model keywords}``.
+    """Each entry of ``models`` as ``{"arch": registered architecture, "kwargs": create_model keywords, "train":
+    its train settings that differ from the shared ones (``model_train``)}``.
 
     A name is a variant of ``model_variants`` (``{arch: res_att, heads: 4}``) or else an architecture itself; the
     keywords are the architecture's ``model_kwargs`` with the variant's own on top.
@@ -136,7 +151,7 @@ def model_specs(config: dict) -> dict[str, dict]:
             raise ConfigError(f"config: {arch} (model '{name}') takes no keyword " + ", ".join(
                 f"'{k}'" + (f" (did you mean {' or '.join(v)}?)" if v else "") for k, v in near.items())
                 + f"; its keywords: {', '.join(sorted(ARCH_KWARGS[arch]))}")
-        specs[name] = {"arch": arch, "kwargs": kwargs}
+        specs[name] = {"arch": arch, "kwargs": kwargs, "train": dict((config.get("model_train") or {}).get(name) or {})}
     return specs
 
 

@@ -29,17 +29,24 @@ from matplotlib.ticker import MaxNLocator
 from video_emotion.attention import ATTENTION_DEFAULTS, read_attention
 from video_emotion.datasets import REJECTED_COLUMNS, not_videos_line
 from video_emotion.io import atomic_path, read_parquet_metadata
-from video_emotion.metrics import TABLES, baseline_line, comparison_line, format_p, headline, pct, run_keys
+from video_emotion.metrics import (
+    PAPER,
+    PAPER_DATASET,
+    PAPER_NAMES,
+    TABLES,
+    claims,
+    comparison_line,
+    format_p,
+    paper_difference,
+    pct,
+    run_keys,
+    summary_lines,
+)
 from video_emotion.plotting import OKABE_ITO, SEQUENTIAL, STYLE, save_figure
 from video_emotion.report_files import FIGURES
 
 log = logging.getLogger(__name__)
 
-
-# The seed paper's video-level accuracies (%) on eNTERFACE'05, by our registry names: their only home.
-PAPER = {"res_att": 67.5, "c3d": 49.3, "res_att2": 56.1}
-PAPER_NAMES = {"res_att": "3Res-att", "c3d": "C3D", "res_att2": "3Res att2"}
-PAPER_DATASET = "enterface05"
 
 # The config's report section (defaults as in the schema); the attention keys are read by the attention stage.
 REPORT_DEFAULTS = {"faces_per_class": 6, "faces_strips": 4, **ATTENTION_DEFAULTS}
@@ -182,7 +189,7 @@ def fig_headline(summary: pd.DataFrame, per_fold: pd.DataFrame, models: list[str
 
 
 def fig_paired_differences(comparisons: pd.DataFrame, paper: dict[str, float]) -> Figure:
-    """Every paired comparison (model a minus model b, in points) with its interval; the label is the claim."""
+    """The given paired comparisons (model a minus model b, in points) with their intervals; the label is the claim."""
     if comparisons.empty:
         return _missing("One model evaluated: no paired comparison. Configure two or more models to compare them.")
     rows = comparisons.reset_index(drop=True)
@@ -511,6 +518,16 @@ def load_attention(path) -> dict | None:
 # Tables and writing
 # ---------------------------------------------------------------------------------------------------------------
 
+DEMO_NOTE = ("The demo's subjects are synthetic (video_emotion.demo): each is a morph of two real face photographs, "
+             "deformed from neutral to each emotion. Odd subjects are made from the astronaut (scikit-image) and "
+             "Biden, even ones from Grace Hopper (matplotlib) and Obama; the two test folds split the subjects by "
+             "parity, so no test subject shares a photograph, or a person, with a training subject.")
+
+
+def _settings(override: dict) -> str:
+    return ", ".join(f"{key} {value}" for key, value in override.items())
+
+
 def _with_ci(value, lo, hi) -> str:
     return f"{pct(value)} [{pct(lo)}, {pct(hi)}]"
 
@@ -552,6 +569,9 @@ def comparisons_table(comparisons: pd.DataFrame) -> pd.DataFrame:
         "p (paired permutation)": comparisons["p_value"].map(format_p),
         "videos": comparisons["n_videos"], "subjects": comparisons["n_subjects"], "seeds": comparisons["n_seeds"],
         "resampled unit": comparisons["unit"],
+        "the paper's difference (eNTERFACE'05)": [
+            "–" if m != "accuracy" or paper_difference(a, b) is None else f"{paper_difference(a, b):+.1f}"
+            for a, b, m in zip(comparisons["model_a"], comparisons["model_b"], comparisons["metric"], strict=True)],
     })
 
 
@@ -594,13 +614,13 @@ def _write_text(path: Path, text: str) -> Path:
 
 def write_index(out_dir: Path, claims: list[str], sections: list[tuple[str, str]], tables: dict[str, str],
                 notes: list[str]) -> Path:
-    """``index.html``: the headline claims, the tables, then each figure embedded as a PNG data URI with links to its
-    PNG and SVG files."""
+    """``index.html``: the notes, the first two tables (the models, the paper's claims), the text summary, the other
+    tables, then each figure embedded as a PNG data URI with links to its PNG and SVG files."""
     parts = ["<h1>video-emotion report</h1>"]
     parts += [f"<p class='note'>{html.escape(note)}</p>" for note in notes]
-    parts += ["<h2>Summary</h2>", "<ul class='claims'>", *(f"<li>{html.escape(c)}</li>" for c in claims), "</ul>"]
-    for title, table_html in tables.items():
-        parts += [f"<h2>{html.escape(title)}</h2>", table_html]
+    summary = ["<h2>Summary</h2>", "<ul class='claims'>", *(f"<li>{html.escape(c)}</li>" for c in claims), "</ul>"]
+    for i, (title, table_html) in enumerate(tables.items()):
+        parts += [f"<h2>{html.escape(title)}</h2>", table_html] + (summary if i == 1 else [])
     for png_name, caption in sections:
         data = base64.b64encode((out_dir / png_name).read_bytes()).decode()
         stem = Path(png_name).stem
@@ -638,10 +658,11 @@ def build_report(out_dir: str | Path = "results/report", *, metrics=(), historie
     models = _model_order(tables["summary"], params.get("models"))
     qc_table = load_runs(qc)
     chance = 1 / len(classes) if classes else None
+    reference = models[0] if models else ""  # the paper's model: its claims compare it with each other model
 
     figures = {
         "headline.png": lambda: fig_headline(tables["summary"], tables["per_fold"], models, PAPER, dataset),
-        "paired_differences.png": lambda: fig_paired_differences(tables["comparisons"], PAPER),
+        "paired_differences.png": lambda: fig_paired_differences(claims(tables["comparisons"], reference), PAPER),
         "confusion.png": lambda: fig_confusion(tables["confusion"], models, classes),
         "per_class_recall.png": lambda: fig_per_class_recall(tables["confusion"], tables["per_class"], models,
                                                              classes),
@@ -663,18 +684,22 @@ def build_report(out_dir: str | Path = "results/report", *, metrics=(), historie
         figures_text = ", ".join(f"{PAPER_NAMES.get(k, k)} {v:.1f}%" for k, v in PAPER.items())
         notes.append(f"This run is on the '{dataset}' dataset. The paper's figures ({figures_text}) are on "
                      "eNTERFACE'05 and are shown for reference only, not as a comparison.")
+    if dataset == "demo":
+        notes.append(DEMO_NOTE)
+    notes += [f"Unequal footing: {model} trains with {_settings(override)}; every other setting is shared."
+              for model, override in (params.get("model_train") or {}).items() if override and model in models]
     summary = tables["summary"].set_index("model").loc[models].reset_index() if models else tables["summary"]
-    claims = [headline(r) for _, r in summary.iterrows()]
-    claims += [baseline_line(summary.iloc[0])] if len(summary) else ["No metrics yet: run the metrics stage."]
-    claims += [comparison_line(r) for _, r in tables["comparisons"].iterrows()]
-    if len(models) == 1:
-        claims.append("One model evaluated: no paired comparison.")
+    claims_text = summary_lines(summary, tables["comparisons"]) if len(summary) else [
+        "No metrics yet: run the metrics stage."]
 
     headline_html = _html_table(headline_table(tables["summary"], models, PAPER), "No metrics yet.")
     comparisons_html = _html_table(comparisons_table(tables["comparisons"]),
                                    "One model evaluated: no paired comparison.")
+    claims_html = _html_table(comparisons_table(claims(tables["comparisons"], reference)),
+                              "One model evaluated: no paired comparison.")
     html_tables = {"Models: pooled over all test videos (%)": headline_html,
-                   "Paired comparisons (same test videos)": comparisons_html}
+                   f"The paper's claims: {reference} against each model (same test videos)": claims_html,
+                   "Every paired comparison (same test videos)": comparisons_html}
     if "seed" in tables["per_seed"] and tables["per_seed"]["seed"].nunique() > 1:
         per_seed = tables["per_seed"]
         html_tables["Each seed, pooled over its folds (%)"] = _html_table(pd.DataFrame({
@@ -700,6 +725,6 @@ def build_report(out_dir: str | Path = "results/report", *, metrics=(), historie
         written.append(_write_text(out_dir / name, _page(title, [body])))
     given = {Path(c).name: Path(c) for c in captions or []}
     sections = [(name, caption_text(given[rst]) if rst in given else "") for name, rst in FIGURES.items()]
-    written.append(write_index(out_dir, claims, sections, html_tables, notes))
+    written.append(write_index(out_dir, claims_text, sections, html_tables, notes))
     log.info("report: %d files under %s", len(written), out_dir)
     return written

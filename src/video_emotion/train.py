@@ -5,7 +5,8 @@ from torchrun's environment (gloo on the CPU, nccl on CUDA), and only rank 0 log
 
 Model selection uses the inner validation subjects, drawn from the training subjects of the fold
 (:func:`video_emotion.splits.fold_subjects`); the test fold is never read here. Without validation subjects
-(``folds.val_subjects: 0``) the last epoch is kept.
+(``folds.val_subjects: 0``) the last epoch is kept. With ``train.patience`` > 0 training stops early once the
+validation UAR has not improved for that many epochs (the best epoch is kept, as always).
 
 Files in ``out_dir``:
 
@@ -88,6 +89,7 @@ TRAIN_DEFAULTS = {
     "device": "auto",  # auto | cpu | cuda
     "compile": False,  # torch.compile the model in place (state dict keys unchanged)
     "checkpoint_every": 1,  # epochs between writes of last.pt (and always at the end)
+    "patience": 0,  # stop when validation UAR has not improved for this many epochs (0 = run every epoch)
 }
 # Settings that change how fast training runs, never a number it computes: left out of the fingerprint.
 SPEED_ONLY = ("num_workers", "checkpoint_every")
@@ -171,6 +173,11 @@ def train_one_epoch(model, loader, criterion, optimizer, scheduler, device, p: d
         dist.all_reduce(totals)
     return {"train_loss": (totals[0] / totals[2]).item(), "train_acc": (totals[1] / totals[2]).item(),
             "clips": int(totals[2])}
+
+
+def stopped_early(history: list[dict], best: dict, p: dict, validation: bool) -> bool:
+    """Whether the validation UAR has not improved for ``train.patience`` epochs (never without validation)."""
+    return bool(p["patience"]) and validation and len(history) - best["epoch"] >= p["patience"]
 
 
 def save_checkpoint(ckpt: dict, path: Path) -> None:
@@ -397,6 +404,8 @@ def train(cache_h5: str | os.PathLike, model_name: str, fold: int, out_dir: str 
         return ckpt
 
     for epoch in range(start_epoch, p["epochs"]):
+        if stopped_early(history, best, p, validation):
+            break
         sampler.set_epoch(epoch)
         train_set.set_epoch(epoch)
         t0 = time.perf_counter()
@@ -426,11 +435,13 @@ def train(cache_h5: str | os.PathLike, model_name: str, fold: int, out_dir: str 
 
     if master:
         # The declared outputs last, each written once: last.pt first, so that a kill in between loses nothing.
-        if start_epoch < p["epochs"] or not last_path.exists():
+        if ckpt is None or not ckpt.get("finished"):
             save_checkpoint(state(finished=True), last_path)
         best_ckpt = {**meta, "model": best_state, "epoch": best["epoch"], "best_metric": best}
         save_checkpoint(best_ckpt, out_dir / "best.pt")
         selection = "validation UAR" if validation else "last epoch (no validation subjects)"
+        if len(history) < p["epochs"]:
+            selection += f"; stopped early after {len(history)} of {p['epochs']} epochs (patience {p['patience']})"
         write_parquet(pd.DataFrame(history, columns=HISTORY_COLUMNS), out_dir / "history.parquet",
                       metadata={"model": model_name, "arch": arch, "fold": int(fold), "validation": validation,
                                 "selection": selection, "best_epoch": best["epoch"], "subjects": split})

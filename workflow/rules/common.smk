@@ -181,7 +181,7 @@ def train_params(wildcards):
     spec = MODEL_SPECS[wildcards.model]
     return as_json(
         {
-            "train": {**config["train"], "seed": int(wildcards.seed)},
+            "train": {**config["train"], **spec["train"], "seed": int(wildcards.seed)},
             "arch": spec["arch"],
             "model_kwargs": spec["kwargs"],
             "folds": {k: config["folds"][k] for k in ("val_subjects", "seed")},

@@ -40,7 +40,9 @@ rule report:
     threads: 1
     params:
         out=subpath(output.html, parent=True),
-        report=as_json({**config["report"], "dataset": config["dataset"], "models": MODELS}),
+        report=as_json(
+            {**config["report"], "dataset": config["dataset"], "models": MODELS, "model_train": config["model_train"]}
+        ),
     shell:
         "python -m video_emotion --threads {threads} report --out {params.out:q} --metrics {input.metrics:q}"
         " --histories {input.histories:q} --faces {input.faces:q} --qc {input.qc:q} --manifest {input.manifest:q}"

@@ -293,3 +293,122 @@ def test_fine_tuning_groups_and_frozen_stages(tmp_path):
     assert len(frozen) == 2 and not model.stem.conv.weight.requires_grad
     assert not model.stages[0][0].conv2.spatial.weight.requires_grad and model.stages[1][0].bn1.weight.requires_grad
     assert set_frozen(model, 2, False) == [] and model.stem.conv.weight.requires_grad
+
+
+# ---- training from an init ------------------------------------------------------------------------------------------
+
+TINY = {"width": 4, "layers": [1, 1, 1, 1], "heads": 2}
+
+
+def _params(init: dict | None, epochs: int = 1, **train_kw) -> dict:
+    p = {"train": {"epochs": epochs, "batch_size": 8, "lr": 3e-3, "seed": 0, "clips_per_video": 1, **train_kw},
+         "arch": "res_att", "model_kwargs": TINY, "folds": {"val_subjects": 1, "seed": 0}, "faces": {"crop_size": 16}}
+    return {**p, "init": init} if init else p
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory):
+    from test_cache import make_cache
+
+    return make_cache(tmp_path_factory.mktemp("cache"), clip_len=4, subjects=4, n_frames=8)
+
+
+@pytest.fixture(scope="module")
+def pretrained(cache, tmp_path_factory):
+    from video_emotion.train import train
+
+    out = tmp_path_factory.mktemp("pre") / "m"
+    train(cache, "res_att", 0, out, _params(None, epochs=1))
+    return out / "best.pt"
+
+
+def test_training_from_a_checkpoint_records_the_init_and_resumes_only_with_the_same_file(cache, pretrained, tmp_path,
+                                                                                         caplog):
+    from video_emotion.io import read_parquet_metadata
+    from video_emotion.train import train
+
+    init = {"kind": "checkpoint", "path": str(pretrained), "min_matched": 1.0}
+    out = tmp_path / "ft"
+    with caplog.at_level("INFO"):
+        train(cache, "res_att_ft", 1, out, _params(init))
+    assert f"init checkpoint {pretrained}" in caplog.text and "head carried over (the same classes)" in caplog.text
+    for name in ("best.pt", "last.pt"):
+        report = torch.load(out / name, weights_only=True)["init"]
+        assert report["kind"] == "checkpoint" and report["matched_share"] == 1.0 and report["missing"] == 0
+    meta = read_parquet_metadata(out / "history.parquet")["init"]
+    assert meta["path"] == str(pretrained) and len(meta["sha256"]) == 64 and "loaded" not in meta
+    # The same file (another copy, same content): the run continues; another content: it starts afresh.
+    copy = tmp_path / "copy.pt"
+    copy.write_bytes(pretrained.read_bytes())
+    caplog.clear()
+    with caplog.at_level("INFO"):
+        train(cache, "res_att_ft", 1, out, _params({**init, "path": str(copy)}, epochs=2))
+    assert "set aside" in caplog.text and "train.epochs" in caplog.text  # epochs changed: fresh, as ever
+    caplog.clear()
+    with caplog.at_level("INFO"):
+        train(cache, "res_att_ft", 1, out, _params({**init, "path": str(pretrained)}, epochs=2))
+    assert "continuing" in caplog.text and "set aside" not in caplog.text
+    ckpt = torch.load(pretrained, weights_only=True)
+    ckpt["model"]["stem.conv.weight"] += 1.0
+    torch.save(ckpt, copy)
+    caplog.clear()
+    with caplog.at_level("INFO"):
+        train(cache, "res_att_ft", 1, out, _params({**init, "path": str(copy)}, epochs=2))
+    assert "init.sha256" in caplog.text and "training starts at epoch 1" in caplog.text
+
+
+def test_a_refused_init_stops_training_before_any_epoch(cache, tmp_path):
+    from video_emotion.train import train
+
+    path = tmp_path / "resnet18.pth"
+    torch.save(resnet_state_dict("resnet18"), path)
+    with pytest.raises(InitError, match="min_matched"):
+        train(cache, "res_att_in", 1, tmp_path / "m", _params({"kind": "resnet2d", "path": str(path)}))
+    assert not (tmp_path / "m" / "last.pt").exists()
+
+
+def _bn_buffers(sd: dict, prefix: str = "") -> dict:
+    return {k: v for k, v in sd.items() if k.startswith(prefix) and ("running_" in k)}
+
+
+def test_frozen_stages_and_batch_norms_do_not_change(cache, pretrained, tmp_path):
+    from video_emotion.train import train
+
+    init = {"kind": "checkpoint", "path": str(pretrained)}
+    start = torch.load(pretrained, weights_only=True)["model"]
+    train(cache, "res_att_ft", 1, tmp_path / "f", _params(init, epochs=1, freeze_stages=2))
+    after = torch.load(tmp_path / "f" / "last.pt", weights_only=True)["model"]
+    frozen = [k for k in start if k.startswith(("stem.", "stages.0."))]
+    assert frozen and all(torch.equal(start[k], after[k]) for k in frozen)  # weights and statistics
+    assert not torch.equal(start["stages.1.0.conv2.spatial.weight"], after["stages.1.0.conv2.spatial.weight"])
+    assert not torch.equal(start["stages.2.0.bn1.running_mean"], after["stages.2.0.bn1.running_mean"])
+    # Thawed after the first epoch: the second changes them.
+    train(cache, "res_att_ft", 1, tmp_path / "t", _params(init, epochs=2, freeze_stages=2, freeze_epochs=1))
+    thawed = torch.load(tmp_path / "t" / "last.pt", weights_only=True)["model"]
+    assert not torch.equal(start["stem.conv.weight"], thawed["stem.conv.weight"])
+    # freeze_bn: every statistic as loaded, the weights learn.
+    train(cache, "res_att_ft", 1, tmp_path / "b", _params(init, epochs=1, freeze_bn=True))
+    bn = torch.load(tmp_path / "b" / "last.pt", weights_only=True)["model"]
+    assert all(torch.equal(v, bn[k]) for k, v in _bn_buffers(start).items())
+    assert not torch.equal(start["stem.conv.weight"], bn["stem.conv.weight"])
+    # A model from scratch ignores the fine-tuning keys (they act on loaded weights).
+    train(cache, "res_att", 1, tmp_path / "s", _params(None, epochs=1, freeze_stages=2))
+    scratch = torch.load(tmp_path / "s" / "last.pt", weights_only=True)
+    assert "freeze_stages" not in scratch["fingerprint"]["train"] and scratch["init"] is None
+
+
+def test_pretrained_weights_learn_at_the_multiplied_rate(cache, pretrained, tmp_path, monkeypatch):
+    import video_emotion.train as train_module
+
+    seen = {}
+    original = train_module.make_optimizer
+
+    def spy(model, p, loaded=None):
+        opt = original(model, p, loaded)
+        seen["groups"] = [(g["lr"], g.get("pretrained")) for g in opt.param_groups]
+        return opt
+
+    monkeypatch.setattr(train_module, "make_optimizer", spy)
+    init = {"kind": "checkpoint", "path": str(pretrained)}
+    train_module.train(cache, "res_att_ft", 1, tmp_path / "m", _params(init, pretrained_lr_mult=0.1))
+    assert seen["groups"] == [(3e-3, False), (3e-3, False), (3e-3 * 0.1, True), (3e-3 * 0.1, True)]

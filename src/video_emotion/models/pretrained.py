@@ -463,3 +463,40 @@ def keep_frozen_eval(modules: Iterable[nn.Module]) -> None:
 def freeze_batchnorm(model: nn.Module) -> None:
     """Every batch norm of ``model`` in eval mode: statistics as loaded (``train.freeze_bn``)."""
     keep_frozen_eval([model])
+
+
+FINETUNE_DEFAULTS = {
+    "pretrained_lr_mult": 1.0,  # learning rate of the weights the init set, relative to train.lr
+    "freeze_stages": 0,  # the first N of trunk_stages get no gradient ...
+    "freeze_epochs": None,  # ... for the first M epochs (None: the whole run); their batch norms keep their statistics
+    "freeze_bn": False,  # every batch norm keeps the statistics it was loaded with, the whole run
+}
+
+
+class FineTuning:
+    """The fine-tuning controls of a model with an init, epoch by epoch (``train.`` keys of FINETUNE_DEFAULTS).
+
+    ``set_epoch(epoch)`` freezes or thaws the first ``freeze_stages`` stages and returns whether that changed (a
+    DistributedDataParallel wrapper must then be made again); a forward pre-hook keeps the batch norms that must not
+    learn their statistics in eval mode whatever ``model.train()`` did.
+    """
+
+    def __init__(self, model: nn.Module, settings: Mapping) -> None:
+        s = {**FINETUNE_DEFAULTS, **{k: v for k, v in settings.items() if k in FINETUNE_DEFAULTS}}
+        self.model, self.n, self.until, self.freeze_bn = model, int(s["freeze_stages"]), s["freeze_epochs"], \
+            bool(s["freeze_bn"])
+        self.frozen: bool | None = None
+        self.held: list[nn.Module] = [model] if self.freeze_bn else []
+        if self.n or self.freeze_bn:
+            model.register_forward_pre_hook(lambda _m, _a: keep_frozen_eval(self.held))
+
+    def set_epoch(self, epoch: int) -> bool:
+        if not self.n:
+            return False
+        frozen = self.until is None or epoch < int(self.until)
+        if frozen == self.frozen:
+            return False
+        self.frozen = frozen
+        stages = set_frozen(self.model, self.n, frozen)
+        self.held = [self.model] if self.freeze_bn else stages
+        return True

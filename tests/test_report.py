@@ -352,3 +352,19 @@ def test_without_bootstrap_the_report_shows_no_nan(results, tmp_path):
     build_report(out, metrics=[metrics / f"{t}.parquet" for t in TABLES], params={"models": list(MODELS)})
     page = re.sub(r"data:image/png;base64,[^']*", "", (out / "index.html").read_text())
     assert "nan" not in page.lower() and "res_att vs c3d: WAR" in page
+
+
+def test_the_init_of_every_model_is_shown(tmp_path):
+    from video_emotion.report import init_table
+
+    paths = []
+    for model, init in (("res_att", None), ("res_att_ft", {"kind": "checkpoint", "path": "results/pretrain/a/best.pt",
+                                                          "sha256": "ab" * 32, "matched_share": 1.0, "matched": 111,
+                                                          "derived": 0, "missing": 0, "head": "carried over"})):
+        for fold in (0, 1):
+            paths.append(tmp_path / "models" / model / "seed0" / f"fold{fold}" / "history.parquet")
+            write_parquet(pd.DataFrame({"epoch": [1]}), paths[-1], {"init": init})
+    table = init_table(paths, ["res_att_ft", "res_att"])
+    assert table["model"].tolist() == ["res_att_ft", "res_att"]
+    assert table["init"].tolist() == ["checkpoint: results/pretrain/a/best.pt", "random (from scratch)"]
+    assert table["weights set"].iloc[0].startswith("100% (111 loaded")

@@ -412,3 +412,45 @@ def test_pretrained_weights_learn_at_the_multiplied_rate(cache, pretrained, tmp_
     init = {"kind": "checkpoint", "path": str(pretrained)}
     train_module.train(cache, "res_att_ft", 1, tmp_path / "m", _params(init, pretrained_lr_mult=0.1))
     assert seen["groups"] == [(3e-3, False), (3e-3, False), (3e-3 * 0.1, True), (3e-3 * 0.1, True)]
+
+
+DDP_RUN = """
+import json, sys, torch
+import video_emotion.models as models
+from video_emotion.train import train
+seen = []
+original = models.optimize_for_device
+def keep(model, *a, **kw):
+    seen.append(model)
+    return original(model, *a, **kw)
+models.optimize_for_device = keep
+summary = train(sys.argv[1], "res_att_ft", 1, sys.argv[2], json.loads(sys.argv[3]))
+torch.save(seen[0].state_dict(), f"{sys.argv[2]}.rank{summary['rank']}.pt")
+"""
+
+
+def test_frozen_then_thawed_stages_stay_in_step_across_ddp_ranks(cache, pretrained, tmp_path):
+    import os
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    torchrun = shutil.which("torchrun") or str(Path(sys.executable).parent / "torchrun")
+    if not Path(torchrun).exists():
+        pytest.skip("torchrun not installed")
+    script = tmp_path / "run.py"
+    script.write_text(DDP_RUN)
+    p = _params({"kind": "checkpoint", "path": str(pretrained)}, epochs=2, device="cpu", freeze_stages=2,
+                freeze_epochs=1)
+    out = tmp_path / "ddp"
+    result = subprocess.run([torchrun, "--standalone", "--nproc-per-node", "2", str(script), str(cache), str(out),
+                             json.dumps(p)], capture_output=True, text=True, timeout=300,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert result.returncode == 0, result.stderr[-3000:]
+    ranks = [torch.load(tmp_path / f"ddp.rank{r}.pt", weights_only=True) for r in (0, 1)]
+    start = torch.load(pretrained, weights_only=True)["model"]
+    # The ranks' weights agree, the thawed stages' included (batch-norm statistics are each rank's own after its last
+    # step, as with any DDP run: rank 0's are the ones saved).
+    assert all(torch.equal(ranks[0][k], ranks[1][k]) for k in ranks[0] if "running_" not in k)
+    assert not torch.equal(start["stem.conv.weight"], ranks[0]["stem.conv.weight"])  # thawed after epoch 1

@@ -220,7 +220,7 @@ def c3d_pickle() -> dict[str, torch.Tensor]:
 def test_c3d_sports1m_pickle_loads_with_the_classifier_replaced(tmp_path):
     sd = c3d_pickle()
     path = tmp_path / "c3d.pickle"
-    torch.save(sd, path)
+    torch.save(sd, path, _use_new_zipfile_serialization=False)  # the file predates torch's zip format
     model = create_model("c3d", 6)
     head = model.fc8.weight.detach().clone()
     report = load_init(model, {"kind": "c3d", "path": str(path), "min_matched": 1.0}, classes=list(EMOTIONS))

@@ -207,3 +207,13 @@ def test_a_variant_init_names_its_file() -> None:
         with pytest.raises(ConfigError, match=words):
             resolve({"models": ["v"], "model_variants": {"v": {"arch": "res_att", "init": init}},
                      "pretrain": {"crema": {}}}, load(SCHEMA), DEMO)
+
+
+def test_the_fine_tuning_preset_pretrains_on_crema_d() -> None:
+    user = deep_merge(load(ROOT / "workflow/presets/enterface05.yaml"),
+                      load(ROOT / "workflow/presets/enterface05_from_crema_d.yaml"))
+    user = deep_merge(user, {"dataset_root": "/data/enterface05", "pretrain": {"crema_d": {"dataset_root": "/c"}}})
+    config = resolve(user, load(SCHEMA), DEMO)
+    init = model_specs(config)["res_att_crema"]["init"]
+    assert init["path"] == "results/pretrain/crema_d/results/models/res_att/seed0/fold0/best.pt"
+    assert config["pretrain"]["crema_d"]["dataset"] == "crema_d" and config["train"]["pretrained_lr_mult"] == 0.1

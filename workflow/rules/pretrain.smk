@@ -31,7 +31,8 @@ def pretrain_config(run, models, seeds):
         resolve(deep_merge({}, own), load_yaml(_HERE / "../schemas/config.schema.yaml"),
                 load_yaml(_HERE / "../presets/demo.yaml"))
     except ConfigError as err:
-        raise SystemExit(f"video-emotion: pretrain.{run}: {err}") from None
+        raise SystemExit(f"video-emotion: pretrain.{run}: {err} (the run's own settings go under pretrain.{run}, "
+                         f'e.g. --config "pretrain={{{run}: {{dataset_root: /data/...}}}}")') from None
     return own
 
 

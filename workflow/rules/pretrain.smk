@@ -5,7 +5,8 @@
 # fine-tuning variants start from. Those checkpoints are the job's declared outputs, so the fine-tuning training jobs
 # take them as declared inputs: they wait for them and rerun when they change (and, the init file's content hash
 # being part of the training fingerprint, continue from last.pt when the content is the same).
-# The run gets this run's model_kwargs beneath its own config, so that both build the same architectures by default.
+# The run gets this run's model_kwargs (and the variants it pretrains) beneath its own config, so that both build the
+# same architectures by default.
 
 
 def pretrain_targets():
@@ -24,7 +25,8 @@ def pretrain_targets():
 
 def pretrain_config(run, models, seeds):
     """The run's own config (before its defaults and presets, which its workflow applies)."""
-    own = deep_merge({"model_kwargs": config["model_kwargs"]}, config["pretrain"][run])
+    variants = {m: v for m, v in config["model_variants"].items() if m in models and "init" not in v}
+    own = deep_merge({"model_kwargs": config["model_kwargs"], "model_variants": variants}, config["pretrain"][run])
     own = {**own, "models": sorted(models), "seeds": sorted(seeds), "predict": {"videos": []}}
     own.pop("pretrain", None)
     try:  # stop this run now, naming the pretrain run, rather than inside its job

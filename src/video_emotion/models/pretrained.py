@@ -407,10 +407,15 @@ def load_init(model: nn.Module, init: Mapping, *, classes: list[str] | None = No
 
 def summary(report: Mapping) -> str:
     """One line for the log and the report: what the init was and how much of the model it set."""
-    return (f"init {report['kind']} {report['path']} (sha256 {report['sha256'][:12]}): {report['matched']} tensors "
+    line = (f"init {report['kind']} {report['path']} (sha256 {report['sha256'][:12]}): {report['matched']} tensors "
             f"matched, {report['derived']} derived, {report['missing']} missing, {report['unexpected']} unexpected, "
             f"{report['shape_mismatched']} of another shape ({report['matched_share']:.0%} of the model, "
             f"min {report['min_matched']:.0%}); head {report['head']}")
+    for name, key in (("missing", "missing_keys"), ("unexpected", "unexpected_keys"),
+                      ("of another shape", "mismatched_keys")):
+        if report.get(key):
+            line += f"; {name}: {_examples(report[key], 4)}"
+    return line
 
 
 def short(report: Mapping | None) -> str:

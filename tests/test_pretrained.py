@@ -354,7 +354,15 @@ def test_training_from_a_checkpoint_records_the_init_and_resumes_only_with_the_s
     caplog.clear()
     with caplog.at_level("INFO"):
         train(cache, "res_att_ft", 1, out, _params({**init, "path": str(copy)}, epochs=2))
-    assert "init.sha256" in caplog.text and "training starts at epoch 1" in caplog.text
+    assert "init.weights_sha256" in caplog.text and "training starts at epoch 1" in caplog.text
+    # The same weights saved again (other bytes: torch.save names the archive after the file): the run continues.
+    torch.save(torch.load(pretrained, weights_only=True), tmp_path / "again.pt")
+    assert (tmp_path / "again.pt").read_bytes() != pretrained.read_bytes()
+    train(cache, "res_att_ft", 1, out, _params({**init, "path": str(pretrained)}, epochs=2))
+    caplog.clear()
+    with caplog.at_level("INFO"):
+        train(cache, "res_att_ft", 1, out, _params({**init, "path": str(tmp_path / "again.pt")}, epochs=2))
+    assert "continuing" in caplog.text and "set aside" not in caplog.text
 
 
 def test_a_refused_init_stops_training_before_any_epoch(cache, tmp_path):

@@ -275,7 +275,14 @@ def train(cache_h5: str | os.PathLike, model_name: str, fold: int, out_dir: str 
     Returns a summary of the run.
     """
     from video_emotion.models import create_model, optimize_for_device
-    from video_emotion.models.pretrained import FINETUNE_DEFAULTS, FineTuning, file_sha256, load_init, summary
+    from video_emotion.models.pretrained import (
+        FINETUNE_DEFAULTS,
+        FineTuning,
+        file_sha256,
+        init_weights_sha256,
+        load_init,
+        summary,
+    )
 
     init = dict(params.get("init") or {})
     p = {**TRAIN_DEFAULTS, **(FINETUNE_DEFAULTS if init else {}), **(params.get("train") or {})}
@@ -323,9 +330,10 @@ def train(cache_h5: str | os.PathLike, model_name: str, fold: int, out_dir: str 
         "arch": arch, "model_kwargs": model_kwargs, "fold": int(fold), "subjects": split, "classes": classes,
         "clip_len": clip_len, "cache": attrs.get("content_hash"),
     })
-    if init:  # another file trains afresh, the same one continues
+    if init:  # other weights train afresh, the same ones continue (whatever the file's name and bytes)
         init["sha256"] = file_sha256(init["path"])
-        fingerprint["init"] = _plain({k: v for k, v in init.items() if k != "path"})
+        fingerprint["init"] = _plain({**{k: v for k, v in init.items() if k not in ("path", "sha256")},
+                                      "weights_sha256": init_weights_sha256(init)})
 
     torch.manual_seed(p["seed"])
     np.random.seed(p["seed"])

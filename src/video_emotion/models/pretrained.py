@@ -74,6 +74,25 @@ def file_sha256(path: str | os.PathLike) -> str:
     return h.hexdigest()
 
 
+def weights_sha256(sd: Mapping[str, torch.Tensor], classes: Iterable[str] | None = None) -> str:
+    """A hash of the weights themselves (names, dtypes, shapes, values) and the class names: the same for any file
+    that holds them, whatever its bytes (``torch.save`` names each archive after its file, so a checkpoint saved
+    again under a temporary name has other bytes and the same weights)."""
+    h = hashlib.sha256()
+    for key in sorted(sd):
+        t = sd[key].detach().cpu().contiguous()
+        h.update(f"{key}|{t.dtype}|{tuple(t.shape)}|".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    h.update(json.dumps(list(classes or [])).encode())
+    return h.hexdigest()
+
+
+def init_weights_sha256(init: Mapping) -> str:
+    """:func:`weights_sha256` of what ``init``'s file holds (the training fingerprint's identity of an init)."""
+    sd, classes = _read(init)
+    return weights_sha256(sd, classes)
+
+
 # ---- reading files ------------------------------------------------------------------------------------------------
 
 _SAFETENSORS_DTYPES = {"F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16,
@@ -322,6 +341,21 @@ def _examples(keys: Iterable[str], n: int = 3) -> str:
     return ", ".join(keys[:n]) + (f" (+{len(keys) - n} more)" if len(keys) > n else "")
 
 
+def _read(init: Mapping) -> tuple[dict[str, torch.Tensor], list[str] | None]:
+    """The file's tensors and, for a checkpoint of this pipeline, its class names."""
+    path = Path(init["path"])
+    if init.get("kind") != "checkpoint":
+        return read_state_dict(path), None
+    if not path.is_file():
+        raise InitError(f"init checkpoint {path} not found; train that run first or correct init.path")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        return dict(ckpt["model"]), list(ckpt.get("classes") or []) or None
+    except Exception as e:  # noqa: BLE001
+        raise InitError(f"init checkpoint {path} is not a checkpoint of this pipeline ({type(e).__name__}: "
+                        f"{str(e).strip().splitlines()[0][:200] if str(e).strip() else ''})") from e
+
+
 def load_init(model: nn.Module, init: Mapping, *, classes: list[str] | None = None,
               sha256: str | None = None) -> dict:
     """Initialise ``model`` in place from ``init`` (``kind``, ``path``, ``key_map``, ``min_matched``); the report.
@@ -337,18 +371,7 @@ def load_init(model: nn.Module, init: Mapping, *, classes: list[str] | None = No
         raise InitError(f"init.kind {kind!r} is not one of {', '.join(KINDS)}")
     path = Path(init["path"])
     min_matched = float(init.get("min_matched", MIN_MATCHED) if init.get("min_matched") is not None else MIN_MATCHED)
-    file_classes = None
-    if kind == "checkpoint":
-        if not path.is_file():
-            raise InitError(f"init checkpoint {path} not found; train that run first or correct init.path")
-        try:
-            ckpt = torch.load(path, map_location="cpu", weights_only=True)
-            sd, file_classes = dict(ckpt["model"]), list(ckpt.get("classes") or []) or None
-        except Exception as e:  # noqa: BLE001
-            raise InitError(f"init checkpoint {path} is not a checkpoint of this pipeline ({type(e).__name__}: "
-                            f"{str(e).strip().splitlines()[0][:200] if str(e).strip() else ''})") from e
-    else:
-        sd = read_state_dict(path)
+    sd, file_classes = _read(init)
     sd = apply_key_map(sd, init.get("key_map"))
     if kind == "resnet2d":
         conv, used = inflate_resnet(sd, model)

@@ -157,13 +157,17 @@ def test_architecture_keywords_match_the_model_classes() -> None:
 
 def test_library_defaults_match_the_schema() -> None:
     from video_emotion.cache import CACHE_DEFAULTS
+    from video_emotion.config import FINETUNE_KEYS
     from video_emotion.evaluate import EVALUATE_DEFAULTS
     from video_emotion.faces import DEFAULTS as FACES_DEFAULTS
     from video_emotion.metrics import METRICS_DEFAULTS
+    from video_emotion.models.pretrained import FINETUNE_DEFAULTS
     from video_emotion.train import TRAIN_DEFAULTS
 
     defaults = schema_defaults(load(SCHEMA))
-    train = {k: v for k, v in TRAIN_DEFAULTS.items() if k != "seed"}  # the seed comes from `seeds`, per run
+    # the seed comes from `seeds`, per run; the fine-tuning keys act on models with an init
+    train = {k: v for k, v in {**TRAIN_DEFAULTS, **FINETUNE_DEFAULTS}.items() if k != "seed"}
+    assert set(FINETUNE_KEYS) == set(FINETUNE_DEFAULTS)
     for section, library in [("cache", CACHE_DEFAULTS), ("evaluate", EVALUATE_DEFAULTS), ("faces", FACES_DEFAULTS),
                              ("metrics", METRICS_DEFAULTS), ("train", train)]:
         assert defaults[section] == dict(library), section
@@ -211,3 +215,29 @@ def test_a_bad_model_train_entry_is_named(override, words) -> None:
         resolve({"model_train": override}, load(SCHEMA), DEMO)
     for word in words:
         assert word in str(err.value), err.value
+
+
+def test_a_variant_init_names_its_file() -> None:
+    variants = {"ft": {"arch": "res_att", "init": {"run": "crema", "seed": 1}},
+                "inet": {"arch": "p3d", "init": {"kind": "resnet2d", "path": "weights/resnet50.pth"}}}
+    config = resolve({"models": ["ft", "inet", "res_att"], "model_variants": variants,
+                      "pretrain": {"crema": {"dataset": "demo"}}}, load(SCHEMA), DEMO)
+    specs = model_specs(config)
+    assert specs["ft"]["init"]["path"] == "results/pretrain/crema/results/models/res_att/seed1/fold0/best.pt"
+    assert specs["ft"]["init"]["kind"] == "checkpoint" and specs["inet"]["init"]["min_matched"] == 0.9
+    assert "init" not in specs["res_att"] and "init" not in specs["ft"]["kwargs"]
+    for init, words in [({"run": "nope"}, "not a run of pretrain"), ({"path": "x", "run": "crema"}, "either"),
+                        ({"path": "x"}, "needs a kind"), ({"kind": "c3d", "path": "x"}, "c3d weights")]:
+        with pytest.raises(ConfigError, match=words):
+            resolve({"models": ["v"], "model_variants": {"v": {"arch": "res_att", "init": init}},
+                     "pretrain": {"crema": {}}}, load(SCHEMA), DEMO)
+
+
+def test_the_fine_tuning_preset_pretrains_on_crema_d() -> None:
+    user = deep_merge(load(ROOT / "workflow/presets/enterface05.yaml"),
+                      load(ROOT / "workflow/presets/enterface05_from_crema_d.yaml"))
+    user = deep_merge(user, {"dataset_root": "/data/enterface05", "pretrain": {"crema_d": {"dataset_root": "/c"}}})
+    config = resolve(user, load(SCHEMA), DEMO)
+    init = model_specs(config)["res_att_crema"]["init"]
+    assert init["path"] == "results/pretrain/crema_d/results/models/res_att/seed0/fold0/best.pt"
+    assert config["pretrain"]["crema_d"]["dataset"] == "crema_d" and config["train"]["pretrained_lr_mult"] == 0.1

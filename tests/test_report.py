@@ -371,3 +371,19 @@ def test_an_unequal_setting_is_stated_on_the_first_screen(results, tmp_path):
     page = (out / "index.html").read_text()
     assert page.index("Unequal footing: c3d trains with lr 0.001") < page.index("<table")
     assert "p3d" not in page.split("<table")[0]  # a setting of a model not in this run is not mentioned
+
+
+def test_the_init_of_every_model_is_shown(tmp_path):
+    from video_emotion.report import init_table
+
+    paths = []
+    for model, init in (("res_att", None), ("res_att_ft", {"kind": "checkpoint", "path": "results/pretrain/a/best.pt",
+                                                          "sha256": "ab" * 32, "matched_share": 1.0, "matched": 111,
+                                                          "derived": 0, "missing": 0, "head": "carried over"})):
+        for fold in (0, 1):
+            paths.append(tmp_path / "models" / model / "seed0" / f"fold{fold}" / "history.parquet")
+            write_parquet(pd.DataFrame({"epoch": [1]}), paths[-1], {"init": init})
+    table = init_table(paths, ["res_att_ft", "res_att"])
+    assert table["model"].tolist() == ["res_att_ft", "res_att"]
+    assert table["init"].tolist() == ["checkpoint: results/pretrain/a/best.pt", "random (from scratch)"]
+    assert table["weights set"].iloc[0].startswith("100% (111 loaded")

@@ -140,6 +140,7 @@ def model_specs(config: dict) -> dict[str, dict]:
     for name in config["models"]:
         variant = dict(variants.get(name) or {})
         arch = variant.pop("arch", name)
+        init = variant.pop("init", None)
         if arch not in known:
             hint = "declare it under model_variants with an arch, " if name not in variants else ""
             raise ConfigError(f"config: model '{name}' has no architecture '{arch}' ({hint}architectures: "
@@ -152,7 +153,46 @@ def model_specs(config: dict) -> dict[str, dict]:
                 f"'{k}'" + (f" (did you mean {' or '.join(v)}?)" if v else "") for k, v in near.items())
                 + f"; its keywords: {', '.join(sorted(ARCH_KWARGS[arch]))}")
         specs[name] = {"arch": arch, "kwargs": kwargs, "train": dict((config.get("model_train") or {}).get(name) or {})}
+        if init:
+            specs[name]["init"] = init_spec(name, arch, init, config)
     return specs
+
+
+PRETRAIN_DIR = "results/pretrain"
+# train keys that act on models with an init only (models.pretrained.FINETUNE_DEFAULTS; here without torch)
+FINETUNE_KEYS = ("pretrained_lr_mult", "freeze_stages", "freeze_epochs", "freeze_bn")
+
+
+def init_spec(name: str, arch: str, init: dict, config: dict) -> dict:
+    """A variant's ``init`` with its file named: ``path`` as given, or for ``run: NAME`` (a run of the config's
+    ``pretrain`` section) the ``best.pt`` of that run's ``model`` (default: the variant's architecture), ``seed`` and
+    ``fold``, which the run writes under ``results/pretrain/NAME/``."""
+    init = dict(init)
+    if ("path" in init) == ("run" in init):
+        raise ConfigError(f"config: model_variants.{name}.init needs either a path (a file) or a run (a pretrain run)")
+    if "run" in init:
+        runs = config.get("pretrain") or {}
+        if init["run"] not in runs:
+            raise ConfigError(f"config: model_variants.{name}.init.run '{init['run']}' is not a run of pretrain "
+                              f"(its runs: {', '.join(sorted(runs)) or 'none'})")
+        init.setdefault("kind", "checkpoint")
+        if init["kind"] != "checkpoint":
+            raise ConfigError(f"config: model_variants.{name}.init: a pretrain run gives a checkpoint (kind: "
+                              "checkpoint)")
+        init.setdefault("model", arch)
+        init["path"] = pretrain_checkpoint(init["run"], init["model"], init.get("seed", 0), init.get("fold", 0))
+    elif "kind" not in init:
+        raise ConfigError(f"config: model_variants.{name}.init needs a kind (resnet2d, c3d, checkpoint, state_dict)")
+    if init["kind"] == "resnet2d" and ARCH_KWARGS.get(arch) is not _P3D:
+        raise ConfigError(f"config: model_variants.{name}.init: resnet2d inflates into a P3D net, not {arch}")
+    if init["kind"] == "c3d" and arch != "c3d":
+        raise ConfigError(f"config: model_variants.{name}.init: c3d weights are for arch c3d, not {arch}")
+    return init
+
+
+def pretrain_checkpoint(run: str, model: str, seed: int = 0, fold: int = 0) -> str:
+    """Where pretrain run ``run`` writes the best.pt of ``model``, ``seed``, ``fold``."""
+    return f"{PRETRAIN_DIR}/{run}/results/models/{model}/seed{seed}/fold{fold}/best.pt"
 
 
 # Keyword arguments of each architecture's builder (tests hold them against the model classes' signatures, so the

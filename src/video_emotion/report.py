@@ -587,6 +587,24 @@ def runs_table(per_fold: pd.DataFrame, models: list[str]) -> pd.DataFrame:
                          **{METRIC_NAMES[m]: rows[m].map(pct) for m in METRIC_NAMES}})
 
 
+def init_table(histories, models: list[str]) -> pd.DataFrame:
+    """Each model's initialisation, from its runs' history metadata (train.py writes the init's load report there)."""
+    rows = {}
+    for path in map(Path, histories or []):
+        if not path.exists():
+            continue
+        model = run_keys(path).get("model")
+        if model in rows:
+            continue
+        init = read_parquet_metadata(path).get("init")
+        rows[model] = {"model": model, "init": "random (from scratch)"} if not init else {
+            "model": model, "init": f"{init['kind']}: {init['path']}", "sha256": str(init["sha256"])[:12],
+            "weights set": f"{init['matched_share']:.0%} ({init['matched']} loaded, {init['derived']} derived, "
+                           f"{init['missing']} missing)", "classifier": init["head"]}
+    order = [m for m in models if m in rows] + [m for m in rows if m not in models]
+    return pd.DataFrame([rows[m] for m in order])
+
+
 def _html_table(df: pd.DataFrame, empty: str = "No rows.") -> str:
     if df.empty:
         return f"<p>{html.escape(empty)}</p>"
@@ -707,6 +725,7 @@ def build_report(out_dir: str | Path = "results/report", *, metrics=(), historie
             "WAR [CI]": [_with_ci(*v) for v in per_seed[["accuracy", "accuracy_ci_low", "accuracy_ci_high"]].values],
             "UAR [CI]": [_with_ci(*v) for v in per_seed[["uar", "uar_ci_low", "uar_ci_high"]].values]}))
     html_tables["Every model, seed and fold (%)"] = _html_table(runs_table(tables["per_fold"], models))
+    html_tables["Initialisation of each model"] = _html_table(init_table(histories, models), "No training run yet.")
     if not qc_table.empty:
         dropped = qc_table[qc_table["status"].astype(str) != "ok"]
         html_tables["Videos left out after the manifest (frames and face stages)"] = _html_table(

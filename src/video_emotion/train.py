@@ -106,11 +106,15 @@ def lr_factor(step: int, warmup_steps: int, total_steps: int, min_ratio: float) 
     return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
 
 
-def make_optimizer(model: nn.Module, p: dict) -> torch.optim.Optimizer:
+def make_optimizer(model: nn.Module, p: dict, loaded: list[str] | None = None) -> torch.optim.Optimizer:
     # No weight decay on biases and norm parameters (nanoGPT, timm).
     decay = [q for q in model.parameters() if q.requires_grad and q.ndim >= 2]
     no_decay = [q for q in model.parameters() if q.requires_grad and q.ndim < 2]
     groups = [{"params": decay, "weight_decay": p["weight_decay"]}, {"params": no_decay, "weight_decay": 0.0}]
+    if loaded:  # a model with an init: its loaded weights learn at lr * pretrained_lr_mult (models.pretrained)
+        from video_emotion.models.pretrained import param_groups
+
+        groups = param_groups(model, loaded, p["weight_decay"], p["lr"], p.get("pretrained_lr_mult", 1.0))
     if p["optimizer"] == "adamw":
         return torch.optim.AdamW(groups, lr=p["lr"])
     if p["optimizer"] == "sgd":
@@ -245,6 +249,11 @@ def empty_fold_message(cache_h5: Path, index: pd.DataFrame, fold: int) -> str:
             "Fix those videos, or drop the subject(s) (folds.scheme: fixed) or lower folds.k")
 
 
+def _init_meta(report: dict | None) -> dict | None:
+    """The init report without its key lists, for the history's metadata."""
+    return {k: v for k, v in report.items() if not isinstance(v, list)} if report else None
+
+
 def _resume_state(last_path: Path, fingerprint: dict) -> tuple[dict | None, str]:
     """The checkpoint to continue from, or None and why it cannot be used."""
     try:
@@ -265,14 +274,27 @@ def train(cache_h5: str | os.PathLike, model_name: str, fold: int, out_dir: str 
 
     ``params``: ``train`` (the config's train section), ``arch`` (the architecture of the variant ``model_name``;
     default ``model_name`` itself), ``model_kwargs`` (for ``create_model``), ``folds`` (``val_subjects``,
-    ``seed``), plus anything else worth keeping in the checkpoint (faces, frames, cache). Continues from
-    ``out_dir/last.pt`` when its fingerprint matches. ``watch`` is called every few batches and stops the run
-    by raising (default: :func:`video_emotion.parent.orphan_watch` of the Snakemake process above this one).
+    ``seed``), ``init`` (optional: the pretrained weights to start from, ``models.pretrained.load_init``; the
+    fine-tuning keys of ``models.pretrained.FINETUNE_DEFAULTS`` in ``train`` apply to such a model only), plus
+    anything else worth keeping in the checkpoint (faces, frames, cache). Continues from ``out_dir/last.pt`` when
+    its fingerprint matches (the init file's content hash is part of it). ``watch`` is called every few batches and
+    stops the run by raising (default: :func:`video_emotion.parent.orphan_watch` of the Snakemake process above this one).
     Returns a summary of the run.
     """
     from video_emotion.models import create_model, optimize_for_device
+    from video_emotion.models.pretrained import (
+        FINETUNE_DEFAULTS,
+        FineTuning,
+        file_sha256,
+        init_weights_sha256,
+        load_init,
+        summary,
+    )
 
-    p = {**TRAIN_DEFAULTS, **(params.get("train") or {})}
+    init = dict(params.get("init") or {})
+    p = {**TRAIN_DEFAULTS, **(FINETUNE_DEFAULTS if init else {}), **(params.get("train") or {})}
+    if not init:  # the fine-tuning controls act on loaded weights only
+        p = {k: v for k, v in p.items() if k not in FINETUNE_DEFAULTS}
     arch = str(params.get("arch") or model_name)
     model_kwargs = dict(params.get("model_kwargs") or {})
     folds_cfg = params.get("folds") or {}
@@ -315,6 +337,10 @@ def train(cache_h5: str | os.PathLike, model_name: str, fold: int, out_dir: str 
         "arch": arch, "model_kwargs": model_kwargs, "fold": int(fold), "subjects": split, "classes": classes,
         "clip_len": clip_len, "cache": attrs.get("content_hash"),
     })
+    if init:  # other weights train afresh, the same ones continue (whatever the file's name and bytes)
+        init["sha256"] = file_sha256(init["path"])
+        fingerprint["init"] = _plain({**{k: v for k, v in init.items() if k not in ("path", "sha256")},
+                                      "weights_sha256": init_weights_sha256(init)})
 
     torch.manual_seed(p["seed"])
     np.random.seed(p["seed"])
@@ -331,10 +357,17 @@ def train(cache_h5: str | os.PathLike, model_name: str, fold: int, out_dir: str 
         val_set = ClipDataset(cache_h5, val_rows, clip_len, train=False, clips_per_video=p["val_clips"])
         val_loader = make_loader(val_set, device, p, batch_size=p["batch_size"])
 
-    model = optimize_for_device(create_model(arch, len(classes), **model_kwargs), device)
+    model = create_model(arch, len(classes), **model_kwargs)
+    init_report = None
+    if init:  # on a resume the weights then come from last.pt; the report says which weights were loaded
+        init_report = load_init(model, init, classes=list(classes), sha256=init["sha256"])
+        if master:
+            log.info("%s", summary(init_report))
+    finetune = FineTuning(model, p) if init else None
+    model = optimize_for_device(model, device)
     if p["compile"]:
         model.compile()
-    optimizer = make_optimizer(model, p)
+    optimizer = make_optimizer(model, p, init_report["loaded"] if init_report else None)
     steps_per_epoch = len(train_loader)
     total_steps = p["epochs"] * steps_per_epoch
     warmup = int(p["warmup_epochs"] * steps_per_epoch)
@@ -382,8 +415,15 @@ def train(cache_h5: str | os.PathLike, model_name: str, fold: int, out_dir: str 
         if master:
             log.info("continuing %s from epoch %d", last_path, start_epoch)
     raw_model = model
+
+    def wrap() -> nn.Module:
+        ids = [local_rank] if device.type == "cuda" else None
+        return nn.parallel.DistributedDataParallel(raw_model, device_ids=ids)
+
+    if finetune:
+        finetune.set_epoch(start_epoch)
     if ddp:
-        model = nn.parallel.DistributedDataParallel(model, device_ids=[local_rank] if device.type == "cuda" else None)
+        model = wrap()
 
     if master:
         log.info("%s (%s) fold %d: %d train videos (%d subjects), %d val videos (%d subjects%s), %d clips/epoch on "
@@ -394,7 +434,7 @@ def train(cache_h5: str | os.PathLike, model_name: str, fold: int, out_dir: str 
     meta = {"model_name": model_name, "arch": arch, "model_kwargs": _plain(model_kwargs),
             "classes": classes, "clip_len": clip_len, "crop_size": int(attrs["crop_size"]), "fold": int(fold),
             "config": config, "subjects": split, "validation": validation, "dataset": str(attrs.get("dataset", "")),
-            "cache_hash": attrs.get("content_hash"), "fingerprint": fingerprint}
+            "cache_hash": attrs.get("content_hash"), "fingerprint": fingerprint, "init": init_report}
 
     def state(finished: bool) -> dict:
         ckpt = {**meta, "model": raw_model.state_dict(), "best_model": best_state, "epoch": len(history),
@@ -404,8 +444,13 @@ def train(cache_h5: str | os.PathLike, model_name: str, fold: int, out_dir: str 
         return ckpt
 
     for epoch in range(start_epoch, p["epochs"]):
-        if stopped_early(history, best, p, validation):
+        stop = torch.tensor([stopped_early(history, best, p, validation)], dtype=torch.int32, device=device)
+        if ddp:  # rank 0 keeps the history: its decision holds for every rank
+            dist.broadcast(stop, 0)
+        if stop.item():
             break
+        if finetune and finetune.set_epoch(epoch) and ddp:
+            model = wrap()  # DDP reduces the gradients of the parameters that required them when it was made
         sampler.set_epoch(epoch)
         train_set.set_epoch(epoch)
         t0 = time.perf_counter()
@@ -444,7 +489,8 @@ def train(cache_h5: str | os.PathLike, model_name: str, fold: int, out_dir: str 
             selection += f"; stopped early after {len(history)} of {p['epochs']} epochs (patience {p['patience']})"
         write_parquet(pd.DataFrame(history, columns=HISTORY_COLUMNS), out_dir / "history.parquet",
                       metadata={"model": model_name, "arch": arch, "fold": int(fold), "validation": validation,
-                                "selection": selection, "best_epoch": best["epoch"], "subjects": split})
+                                "selection": selection, "best_epoch": best["epoch"], "subjects": split,
+                                "init": _init_meta(init_report)})
         log.info("%s fold %d done: best epoch %d of %d (%s); wrote %s and %s", model_name, fold, best["epoch"],
                  len(history), selection, out_dir / "best.pt", out_dir / "history.parquet")
     if ddp:

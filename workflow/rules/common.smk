@@ -14,7 +14,7 @@ SRC = os.path.join(workflow.basedir, "src")
 sys.path.insert(0, SRC)
 shell.prefix("set -euo pipefail; export PYTHONPATH=" + shlex.quote(SRC) + "${{PYTHONPATH:+:$PYTHONPATH}}; ")
 
-from video_emotion.config import ConfigError, deep_merge, load_yaml, model_specs, resolve, typed
+from video_emotion.config import FINETUNE_KEYS, ConfigError, deep_merge, load_yaml, model_specs, resolve, typed
 from video_emotion.datasets import source_path
 from video_emotion.io import read_parquet, unique_names
 from video_emotion.metrics import summary_lines
@@ -179,9 +179,13 @@ def train_params(wildcards):
     """Everything one training run depends on, plus the preprocessing settings that travel with the checkpoint to
     `predict`. A change in any of it reruns that training (and the run starts afresh: see train.py)."""
     spec = MODEL_SPECS[wildcards.model]
+    train = {**config["train"], **spec["train"], "seed": int(wildcards.seed)}
+    if "init" not in spec:  # the fine-tuning controls act on models with an init only: a change reruns only those
+        train = {k: v for k, v in train.items() if k not in FINETUNE_KEYS}
     return as_json(
         {
-            "train": {**config["train"], **spec["train"], "seed": int(wildcards.seed)},
+            "train": train,
+            **({"init": spec["init"]} if "init" in spec else {}),
             "arch": spec["arch"],
             "model_kwargs": spec["kwargs"],
             "folds": {k: config["folds"][k] for k in ("val_subjects", "seed")},
@@ -192,6 +196,12 @@ def train_params(wildcards):
             "cache": config["cache"],
         }
     )
+
+
+def train_init(wildcards):
+    """The init file of the model (model_variants.<name>.init), an input of its training jobs; none for the others."""
+    spec = MODEL_SPECS[wildcards.model]
+    return [spec["init"]["path"]] if "init" in spec else []
 
 
 PREDICT = unique_names(config["predict"]["videos"])

@@ -2,6 +2,7 @@ rule train:
     input:
         cache="results/cache/clips.h5",
         folds="results/folds.parquet",
+        init=train_init,
     output:
         best="results/models/{model}/seed{seed}/fold{fold}/best.pt",
         history="results/models/{model}/seed{seed}/fold{fold}/history.parquet",

@@ -125,13 +125,14 @@ def test_variants_take_their_architecture_and_keywords() -> None:
                       "heads": 4}}, "model_kwargs": {"res_att": {"width": 8}}}, load(SCHEMA), DEMO)
     specs = model_specs(config)
     assert specs["res_att"]["arch"] == "res_att" and "heads" not in specs["res_att"]["kwargs"]
-    assert specs["res_att_h4"] == {"arch": "res_att", "kwargs": {"width": 8, "heads": 4}}
+    assert specs["res_att_h4"] == {"arch": "res_att", "kwargs": {"width": 8, "heads": 4}, "train": {}}
 
 
 def test_every_demo_model_is_demo_size() -> None:
     config = resolve({"models": sorted(ARCH_KWARGS)}, load(SCHEMA), DEMO)
     for name, spec in model_specs(config).items():
-        assert spec["kwargs"].get("width") == 8, name
+        assert spec["kwargs"].get("width") == (16 if name == "c3d" else 8), name  # the preset says why for c3d
+        assert spec["kwargs"].get("fc_dim", 64) == 64, name
 
 
 def test_deep_merge_replaces_lists_and_merges_mappings() -> None:

@@ -587,8 +587,9 @@ def runs_table(per_fold: pd.DataFrame, models: list[str]) -> pd.DataFrame:
                          **{METRIC_NAMES[m]: rows[m].map(pct) for m in METRIC_NAMES}})
 
 
-def init_table(histories, models: list[str]) -> pd.DataFrame:
-    """Each model's initialisation, from its runs' history metadata (train.py writes the init's load report there)."""
+def init_table(histories, models: list[str], model_train: dict | None = None) -> pd.DataFrame:
+    """Each model's architecture, size, initialisation and own train settings, from its runs' history metadata
+    (train.py writes the init's load report there) and the config's ``model_train``: every unequal footing shown."""
     rows = {}
     for path in map(Path, histories or []):
         if not path.exists():
@@ -596,11 +597,16 @@ def init_table(histories, models: list[str]) -> pd.DataFrame:
         model = run_keys(path).get("model")
         if model in rows:
             continue
-        init = read_parquet_metadata(path).get("init")
-        rows[model] = {"model": model, "init": "random (from scratch)"} if not init else {
-            "model": model, "init": f"{init['kind']}: {init['path']}", "sha256": str(init["sha256"])[:12],
+        meta = read_parquet_metadata(path)
+        init = meta.get("init")
+        own = (model_train or {}).get(model)
+        rows[model] = {"model": model, "architecture": meta.get("arch", model),
+                       "parameters": f"{meta['parameters']:,}" if meta.get("parameters") else "–",
+                       "own train settings": _settings(own) if own else "–"}
+        rows[model].update({"init": "random (from scratch)"} if not init else {
+            "init": f"{init['kind']}: {init['path']}", "sha256": str(init["sha256"])[:12],
             "weights set": f"{init['matched_share']:.0%} ({init['matched']} loaded, {init['derived']} derived, "
-                           f"{init['missing']} missing)", "classifier": init["head"]}
+                           f"{init['missing']} missing)", "classifier": init["head"]})
     order = [m for m in models if m in rows] + [m for m in rows if m not in models]
     return pd.DataFrame([rows[m] for m in order])
 
@@ -704,7 +710,8 @@ def build_report(out_dir: str | Path = "results/report", *, metrics=(), historie
                      "eNTERFACE'05 and are shown for reference only, not as a comparison.")
     if dataset == "demo":
         notes.append(DEMO_NOTE)
-    notes += [f"Unequal footing: {model} trains with {_settings(override)}; every other setting is shared."
+    notes += [f"Unequal footing: {model} trains with {_settings(override)}; every other train setting is shared "
+              "(sizes and initialisations: the table 'Each model')."
               for model, override in (params.get("model_train") or {}).items() if override and model in models]
     summary = tables["summary"].set_index("model").loc[models].reset_index() if models else tables["summary"]
     claims_text = summary_lines(summary, tables["comparisons"]) if len(summary) else [
@@ -717,6 +724,8 @@ def build_report(out_dir: str | Path = "results/report", *, metrics=(), historie
                               "One model evaluated: no paired comparison.")
     html_tables = {"Models: pooled over all test videos (%)": headline_html,
                    f"The paper's claims: {reference} against each model (same test videos)": claims_html,
+                   "Each model: architecture, size, initialisation and own settings": _html_table(
+                       init_table(histories, models, params.get("model_train")), "No training run yet."),
                    "Every paired comparison (same test videos)": comparisons_html}
     if "seed" in tables["per_seed"] and tables["per_seed"]["seed"].nunique() > 1:
         per_seed = tables["per_seed"]
@@ -725,7 +734,6 @@ def build_report(out_dir: str | Path = "results/report", *, metrics=(), historie
             "WAR [CI]": [_with_ci(*v) for v in per_seed[["accuracy", "accuracy_ci_low", "accuracy_ci_high"]].values],
             "UAR [CI]": [_with_ci(*v) for v in per_seed[["uar", "uar_ci_low", "uar_ci_high"]].values]}))
     html_tables["Every model, seed and fold (%)"] = _html_table(runs_table(tables["per_fold"], models))
-    html_tables["Initialisation of each model"] = _html_table(init_table(histories, models), "No training run yet.")
     if not qc_table.empty:
         dropped = qc_table[qc_table["status"].astype(str) != "ok"]
         html_tables["Videos left out after the manifest (frames and face stages)"] = _html_table(

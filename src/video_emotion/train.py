@@ -490,7 +490,8 @@ def train(cache_h5: str | os.PathLike, model_name: str, fold: int, out_dir: str 
         write_parquet(pd.DataFrame(history, columns=HISTORY_COLUMNS), out_dir / "history.parquet",
                       metadata={"model": model_name, "arch": arch, "fold": int(fold), "validation": validation,
                                 "selection": selection, "best_epoch": best["epoch"], "subjects": split,
-                                "init": _init_meta(init_report)})
+                                "init": _init_meta(init_report),
+                                "parameters": sum(q.numel() for q in raw_model.parameters())})
         log.info("%s fold %d done: best epoch %d of %d (%s); wrote %s and %s", model_name, fold, best["epoch"],
                  len(history), selection, out_dir / "best.pt", out_dir / "history.parquet")
     if ddp:

@@ -84,7 +84,7 @@ def main() -> None:
 
         rules = per_rule(results)
         for rule, r in rules.iterrows():
-            table.row(f"  {rule}: {r.jobs} job(s), wall (sum) / CPU (sum) / longest job", f"{r.wall:.1f} / "
+            table.row(f"  {rule}: {int(r.jobs)} job(s), wall (sum) / CPU (sum) / longest job", f"{r.wall:.1f} / "
                       f"{r.cpu:.1f} / {r.longest:.1f}", unit="s")
         qc = pd.concat([pd.read_parquet(f) for f in sorted((results / "faces").glob("*_qc.parquet"))])
         rate = float(qc["detection_rate"].mean())

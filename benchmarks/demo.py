@@ -12,6 +12,7 @@ machine; the load average is recorded beside the figures.
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import subprocess
 import sys
@@ -46,8 +47,10 @@ def per_rule(results: Path) -> pd.DataFrame:
 
 
 def run(cmd: list[str], cwd: Path, log: Path) -> Clock:
+    # the jobs' `python` is this interpreter, as `make demo` puts .venv/bin first on PATH
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
     with open(log, "w") as out, Clock() as clock:
-        proc = subprocess.run(cmd, cwd=cwd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        proc = subprocess.run(cmd, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     if proc.returncode:
         raise SystemExit(f"{' '.join(cmd)} failed in {cwd} (exit {proc.returncode}); see {log}")
     return clock
@@ -61,7 +64,7 @@ def main() -> None:
     args = parser.parse_args()
 
     table = Table("demo", "the whole demo (six models x two seeds x two folds) from a fresh start")
-    work = Path(tempfile.mkdtemp(prefix="demo-bench-"))
+    work = args.results or Path(tempfile.mkdtemp(prefix="demo-bench-"))
     try:
         if args.results:
             results = args.results

@@ -416,11 +416,11 @@ def paper_difference(model_a: str, model_b: str) -> float | None:
     return None
 
 
-def comparison_line(row) -> str:
+def comparison_line(row, paper_note: bool = True) -> str:
     """'res_att vs c3d: WAR +18.2 points [9.1, 27.0], p = 0.002' (paired; interval and test by subject or video),
-    with the paper's own difference beside a WAR line where it reports both models."""
+    with the paper's own difference beside a WAR line where it reports both models (unless ``paper_note`` is off)."""
     interval = "" if pd.isna(row["ci_low"]) else f" [{100 * row['ci_low']:+.1f}, {100 * row['ci_high']:+.1f}]"
-    paper = paper_difference(row["model_a"], row["model_b"]) if row["metric"] == "accuracy" else None
+    paper = paper_difference(row["model_a"], row["model_b"]) if row["metric"] == "accuracy" and paper_note else None
     return (f"{row['model_a']} vs {row['model_b']}: {SHORT[row['metric']]} {100 * row['diff']:+.1f} points"
             f"{interval}, p = {format_p(row['p_value'])}"
             + ("" if paper is None else f" (the paper, on eNTERFACE'05: {paper:+.1f})"))

@@ -204,7 +204,7 @@ def fig_paired_differences(comparisons: pd.DataFrame, paper: dict[str, float]) -
         if row["metric"] == "accuracy" and a in paper and b in paper:
             ax.plot(paper[a] - paper[b], yi, "D", mfc="white", mec=OKABE_ITO[4], ms=7)
     ax.axvline(0, color="grey", lw=1)
-    ax.set_yticks(y, [comparison_line(r) for _, r in rows.iterrows()])
+    ax.set_yticks(y, [comparison_line(r, paper_note=False) for _, r in rows.iterrows()])  # diamonds: the paper
     ax.set_xlabel("Difference, model a minus model b (percentage points)")
     claimed = [paper[a] - paper[b] for a, b in zip(rows["model_a"], rows["model_b"], strict=True)
                if a in paper and b in paper]
@@ -619,7 +619,7 @@ def _html_table(df: pd.DataFrame, empty: str = "No rows.") -> str:
 
 STYLE_CSS = ("body{font-family:sans-serif;max-width:1150px;margin:2em auto;padding:0 1em;color:#222}"
              "img{max-width:100%;height:auto;border:1px solid #ddd}table{border-collapse:collapse;margin:1em 0}"
-             "th,td{padding:4px 10px;border-bottom:1px solid #ddd;text-align:right}th{background:#f4f4f4}"
+             "th,td{padding:4px 10px;border-bottom:1px solid #ddd;text-align:right}td{white-space:nowrap}th{background:#f4f4f4}"
              "td:first-child,th:first-child{text-align:left}.note{background:#fff4e0;padding:.6em 1em}"
              ".claims li{font-family:monospace;margin:.2em 0}figcaption{color:#444;margin:.4em 0 2em}")
 

@@ -23,7 +23,7 @@ DATA = {"folds": {"scheme": "kfold", "k": 3, "val_subjects": 1}, "frames": {"fps
 DEMO = {"subjects": 3, "sentences": 1, "seconds": 1.2, "fps": 25, "width": 240, "height": 180}
 CONFIG = {
     "dataset": "demo", "demo": {**DEMO, "seed": 0}, **DATA,
-    "models": ["res_att_ft"],
+    "models": ["res_att_ft"], "seeds": [0],
     "model_kwargs": {"res_att": {"width": 4, "layers": [1, 1, 1, 1]}},
     "model_variants": {"res_att_ft": {"arch": "res_att", "init": {"run": "other", "min_matched": 1.0}}},
     "pretrain": {"other": {"demo": {**DEMO, "seed": 1}, **DATA, "train": {"epochs": 1, "batch_size": 8}}},

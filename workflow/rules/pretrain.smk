@@ -17,7 +17,7 @@ def pretrain_targets():
         init = spec.get("init") or {}
         if "run" in init:
             run = init["run"]
-            targets.setdefault(run, set()).add(init["path"][len(f"{prefix}{run}/"):])
+            targets.setdefault(run, set()).add(init["path"][len(f"{prefix}{run}/") :])
             models.setdefault(run, set()).add(init["model"])
             seeds.setdefault(run, set()).add(int(init["seed"]))
     return targets, models, seeds
@@ -30,16 +30,24 @@ def pretrain_config(run, models, seeds):
     own = {**own, "models": sorted(models), "seeds": sorted(seeds), "predict": {"videos": []}}
     own.pop("pretrain", None)
     try:  # stop this run now, naming the pretrain run, rather than inside its job
-        resolve(deep_merge({}, own), load_yaml(_HERE / "../schemas/config.schema.yaml"),
-                load_yaml(_HERE / "../presets/demo.yaml"))
+        resolve(
+            deep_merge({}, own),
+            load_yaml(_HERE / "../schemas/config.schema.yaml"),
+            load_yaml(_HERE / "../presets/demo.yaml"),
+        )
     except ConfigError as err:
-        raise SystemExit(f"video-emotion: pretrain.{run}: {err} (the run's own settings go under pretrain.{run}, "
-                         f'e.g. --config "pretrain={{{run}: {{dataset_root: /data/...}}}}")') from None
+        raise SystemExit(
+            f"video-emotion: pretrain.{run}: {err} (the run's own settings go under pretrain.{run}, "
+            f'e.g. --config "pretrain={{{run}: {{dataset_root: /data/...}}}}")'
+        ) from None
     return own
 
 
-SNAKEMAKE_CMD = shlex.quote(sys.executable) + " -m snakemake --snakefile " + shlex.quote(
-    os.path.join(workflow.basedir, "Snakefile"))
+SNAKEMAKE_CMD = (
+    shlex.quote(sys.executable)
+    + " -m snakemake --snakefile "
+    + shlex.quote(os.path.join(workflow.basedir, "Snakefile"))
+)
 _TARGETS, _MODELS_OF, _SEEDS_OF = pretrain_targets()
 
 for _run, _targets in sorted(_TARGETS.items()):

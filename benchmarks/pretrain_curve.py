@@ -1,7 +1,7 @@
 """Learning curves with and without pretraining: validation UAR per epoch of two models of one run, and the epochs
 each needs to reach the same validation UAR.
 
-    snakemake --cores all --configfile benchmarks/pretrain_curve.yaml results/models/histories.parquet
+    snakemake --cores all --configfile benchmarks/pretrain_curve.yaml -- results/models/histories.parquet
     python benchmarks/pretrain_curve.py results/models --scratch res_att --pretrained res_att_ft
 
 Reads ``<models>/<name>/seed<s>/fold<f>/history.parquet`` of both models and prints, per fold and as the mean over

@@ -9,7 +9,8 @@ import torch
 from test_cache import make_cache
 
 from video_emotion.cache import read_index
-from video_emotion.evaluate import evaluate, sha256
+from video_emotion.evaluate import evaluate
+from video_emotion.io import file_sha256 as sha256
 from video_emotion.io import read_parquet_metadata
 from video_emotion.labels import EMOTIONS
 from video_emotion.train import train

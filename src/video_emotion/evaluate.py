@@ -7,7 +7,6 @@ keeps it out of ``pd.read_parquet("results/predictions")``, which returns every 
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 from pathlib import Path
@@ -20,20 +19,12 @@ from video_emotion.cache import read_index
 from video_emotion.clips import ClipDataset
 from video_emotion.device_data import make_loader
 from video_emotion.inference import load_checkpoint, predict_clips, resolve_device, video_scores
-from video_emotion.io import write_parquet
+from video_emotion.io import file_sha256, write_parquet
 
 log = logging.getLogger(__name__)
 
 EVALUATE_DEFAULTS = {"clips_per_video": 3, "batch_size": 16, "num_workers": 0, "device": "auto", "amp": True,
                      "data": "auto", "data_budget": 0.5}
-
-
-def sha256(path: str | os.PathLike) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def evaluate(
@@ -91,7 +82,7 @@ def evaluate(
         "pred": categorical([classes[i] for i in out["probs"].argmax(1)]),
         **{f"p_{c}": out["probs"][:, i].astype(np.float32) for i, c in enumerate(classes)},
     })
-    meta = {"model": ckpt["model_name"], "checkpoint": str(checkpoint), "checkpoint_sha256": sha256(checkpoint),
+    meta = {"model": ckpt["model_name"], "checkpoint": str(checkpoint), "checkpoint_sha256": file_sha256(checkpoint),
             "fold": int(fold), "epoch": int(ckpt["epoch"]), "classes": classes,
             "config": {**ckpt["config"], "evaluate": p}, "torch": torch.__version__}
     write_parquet(clips, clips_path, meta)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import glob
+import hashlib
 import json
 import os
 import re
@@ -174,3 +175,12 @@ def unique_names(paths) -> dict[str, str]:
     if len(set(names.values())) < len(paths):
         raise ValueError(f"cannot give these videos distinct names: {clashing}")
     return {name: p for p, name in names.items()}
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """The SHA-256 of a file's bytes, read in 1 MiB blocks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()

@@ -58,7 +58,7 @@ from video_emotion.inference import (
     resolve_device,
     video_scores,
 )
-from video_emotion.io import atomic_path, read_parquet, remove_stale_temporaries, write_parquet
+from video_emotion.io import atomic_path, file_sha256, read_parquet, remove_stale_temporaries, write_parquet
 from video_emotion.metrics import scores
 from video_emotion.parent import orphan_watch, snakemake_ancestor
 from video_emotion.splits import LeakageError, check_no_leak, fold_subjects
@@ -285,7 +285,6 @@ def train(cache_h5: str | os.PathLike, model_name: str, fold: int, out_dir: str 
     from video_emotion.models.pretrained import (
         FINETUNE_DEFAULTS,
         FineTuning,
-        file_sha256,
         init_weights_sha256,
         load_init,
         summary,

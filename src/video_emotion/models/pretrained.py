@@ -47,6 +47,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from video_emotion.io import file_sha256
+
 from .blocks import BasicBlock, Bottleneck, P3DConv
 
 KINDS = ("resnet2d", "c3d", "checkpoint", "state_dict")
@@ -64,14 +66,6 @@ _BN = ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")
 
 class InitError(ValueError):
     """An init file that cannot initialise the model; the message names the file and the fix."""
-
-
-def file_sha256(path: str | os.PathLike) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def weights_sha256(sd: Mapping[str, torch.Tensor], classes: Iterable[str] | None = None) -> str:

@@ -58,7 +58,7 @@ from video_emotion.inference import (
     resolve_device,
     video_scores,
 )
-from video_emotion.io import atomic_path, file_sha256, read_parquet, remove_stale_temporaries, write_parquet
+from video_emotion.io import atomic_path, read_parquet, remove_stale_temporaries, write_parquet
 from video_emotion.metrics import scores
 from video_emotion.parent import orphan_watch, snakemake_ancestor
 from video_emotion.splits import LeakageError, check_no_leak, fold_subjects
@@ -285,7 +285,6 @@ def train(cache_h5: str | os.PathLike, model_name: str, fold: int, out_dir: str 
     from video_emotion.models.pretrained import (
         FINETUNE_DEFAULTS,
         FineTuning,
-        init_weights_sha256,
         load_init,
         summary,
     )
@@ -336,10 +335,6 @@ def train(cache_h5: str | os.PathLike, model_name: str, fold: int, out_dir: str 
         "arch": arch, "model_kwargs": model_kwargs, "fold": int(fold), "subjects": split, "classes": classes,
         "clip_len": clip_len, "cache": attrs.get("content_hash"),
     })
-    if init:  # other weights train afresh, the same ones continue (whatever the file's name and bytes)
-        init["sha256"] = file_sha256(init["path"])
-        fingerprint["init"] = _plain({**{k: v for k, v in init.items() if k not in ("path", "sha256")},
-                                      "weights_sha256": init_weights_sha256(init)})
 
     torch.manual_seed(p["seed"])
     np.random.seed(p["seed"])
@@ -359,9 +354,12 @@ def train(cache_h5: str | os.PathLike, model_name: str, fold: int, out_dir: str 
     model = create_model(arch, len(classes), **model_kwargs)
     init_report = None
     if init:  # on a resume the weights then come from last.pt; the report says which weights were loaded
-        init_report = load_init(model, init, classes=list(classes), sha256=init["sha256"])
+        init_report = load_init(model, init, classes=list(classes))
         if master:
             log.info("%s", summary(init_report))
+        # other weights train afresh, the same ones continue (whatever the file's name and bytes)
+        fingerprint["init"] = _plain({**{k: v for k, v in init.items() if k != "path"},
+                                      "weights_sha256": init_report["weights_sha256"]})
     finetune = FineTuning(model, p) if init else None
     model = optimize_for_device(model, device)
     if p["compile"]:

@@ -81,12 +81,6 @@ def weights_sha256(sd: Mapping[str, torch.Tensor], classes: Iterable[str] | None
     return h.hexdigest()
 
 
-def init_weights_sha256(init: Mapping) -> str:
-    """:func:`weights_sha256` of what ``init``'s file holds (the training fingerprint's identity of an init)."""
-    sd, classes = _read(init)
-    return weights_sha256(sd, classes)
-
-
 # ---- reading files ------------------------------------------------------------------------------------------------
 
 _SAFETENSORS_DTYPES = {"F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16,
@@ -350,13 +344,13 @@ def _read(init: Mapping) -> tuple[dict[str, torch.Tensor], list[str] | None]:
                         f"{str(e).strip().splitlines()[0][:200] if str(e).strip() else ''})") from e
 
 
-def load_init(model: nn.Module, init: Mapping, *, classes: list[str] | None = None,
-              sha256: str | None = None) -> dict:
+def load_init(model: nn.Module, init: Mapping, *, classes: list[str] | None = None) -> dict:
     """Initialise ``model`` in place from ``init`` (``kind``, ``path``, ``key_map``, ``min_matched``); the report.
 
     ``classes``: the model's class names (the head rows are carried over by name from a file that names its own).
     The report (a plain dict: it goes into the log, the checkpoints and the history's metadata) holds ``kind``,
-    ``path``, ``sha256``, ``matched``/``derived``/``missing``/``unexpected``/``shape_mismatched`` (counts),
+    ``path``, ``sha256`` (of the file's bytes), ``weights_sha256`` (:func:`weights_sha256` of what it holds: the
+    training fingerprint's identity of an init), ``matched``/``derived``/``missing``/``unexpected``/``shape_mismatched`` (counts),
     ``loaded`` (every model key the init set), the key lists (``missing_keys`` ...), ``head``, ``matched_share``
     (of the model's weights, head excluded) and ``min_matched``. Raises :class:`InitError` below ``min_matched``.
     """
@@ -366,6 +360,7 @@ def load_init(model: nn.Module, init: Mapping, *, classes: list[str] | None = No
     path = Path(init["path"])
     min_matched = float(init.get("min_matched", MIN_MATCHED) if init.get("min_matched") is not None else MIN_MATCHED)
     sd, file_classes = _read(init)
+    held = weights_sha256(sd, file_classes)
     sd = apply_key_map(sd, init.get("key_map"))
     if kind == "resnet2d":
         conv, used = inflate_resnet(sd, model)
@@ -402,7 +397,7 @@ def load_init(model: nn.Module, init: Mapping, *, classes: list[str] | None = No
     head_new, head_note = _head(model_sd, conv, head, list(classes) if classes else None, file_classes)
     share = (len(matched) + len(derived)) / max(len(counted), 1)
     report = {
-        "kind": kind, "path": str(path), "sha256": sha256 or file_sha256(path),
+        "kind": kind, "path": str(path), "sha256": file_sha256(path), "weights_sha256": held,
         "matched": len(matched), "derived": len(derived), "missing": len(missing), "unexpected": len(unexpected),
         "shape_mismatched": len(mismatched), "matched_share": round(share, 4), "min_matched": min_matched,
         "head": head_note, "missing_keys": missing, "unexpected_keys": unexpected, "mismatched_keys": mismatched,

@@ -476,8 +476,8 @@ def _render(person, emotion, move, field, lines, settings: _Settings, rng: np.ra
     return frames
 
 
-def _encode(frames: np.ndarray, path: Path, fps: int) -> None:
-    """Encode RGB frames to MPEG-4 in AVI with the ffmpeg that imageio-ffmpeg ships, atomically."""
+def _encode(frames: np.ndarray, path: Path, fps: int, container: str = "avi") -> None:
+    """Encode RGB frames to MPEG-4 in AVI (or ``container``) with the ffmpeg that imageio-ffmpeg ships, atomically."""
     import imageio_ffmpeg
 
     _, h, w, _ = frames.shape
@@ -486,7 +486,7 @@ def _encode(frames: np.ndarray, path: Path, fps: int) -> None:
             imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-y",
             "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{w}x{h}", "-r", str(fps), "-i", "-",
             "-c:v", "mpeg4", "-q:v", "3", "-pix_fmt", "yuv420p", "-threads", "1",
-            "-fflags", "+bitexact", "-flags", "+bitexact", "-f", "avi", str(tmp),
+            "-fflags", "+bitexact", "-flags", "+bitexact", "-f", container, str(tmp),
         ]  # fmt: skip
         done = subprocess.run(cmd, input=frames.tobytes(), capture_output=True)
         if done.returncode != 0:

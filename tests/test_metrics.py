@@ -264,11 +264,77 @@ def test_run_keys_and_metadata_fallback(tmp_path):
 
 
 def test_interval_unit_follows_the_folds():
-    df = pd.DataFrame({"model": "m", "seed": 0, "subject": ["1", "1", "2", "2"], "fold": [0, 0, 1, 1]})
+    df = pd.DataFrame({"model": "m", "seed": 0, "subject": ["1", "1", "2", "2"], "video_id": ["a", "b", "c", "d"],
+                       "fold": [0, 0, 1, 1]})
     assert interval_unit(df) == "subject"
     assert interval_unit(df.assign(fold=[0, 1, 0, 1])) == "video"  # a subject in two test folds
     assert interval_unit(df.assign(subject="1")) == "video"  # one subject: nothing to resample
     assert interval_unit(df, "video") == "video"
+    # Without subject ids every video is its own subject: the unit is named video, even where subject is forced.
+    wild = df.assign(subject=df["video_id"])
+    assert interval_unit(wild) == "video" and interval_unit(wild, "subject") == "video"
+    assert interval_unit(pd.concat([wild, wild.assign(seed=1)])) == "video"  # one video per subject, two seeds
+
+
+def wild_runs(root, folds: int, seeds=(0,)) -> tuple[list, dict]:
+    """A dataset without subject ids (subject = video_id) in official folds: two models, 30 test videos a fold."""
+    rng = np.random.default_rng(1)
+    paths, truth = [], {}
+    for fold in range(folds):
+        y = rng.integers(0, 6, 30)
+        ids = [f"{fold:02d}{i:03d}" for i in range(30)]
+        for model, right in (("res_att", 0.6), ("c3d", 0.3)):
+            for seed in seeds:
+                p = np.where(rng.random(30) < right, y, rng.integers(0, 6, 30))
+                paths.append(pred_path(root, model, seed, fold))
+                write_predictions(paths[-1], y, p, ids, ids)
+                truth[model, seed, fold] = (y, p)
+    return paths, truth
+
+
+def test_without_subject_ids_intervals_and_tests_resample_videos_and_every_line_says_so(tmp_path):
+    paths, truth = wild_runs(tmp_path / "pred", folds=2)
+    out = tmp_path / "m"
+    saved = compute_metrics(paths, out, {"bootstrap": 300, "permutations": 500, "official_folds": True})
+    summary = pd.read_parquet(out / "summary.parquet").set_index("model")
+    comparisons = pd.read_parquet(out / "comparisons.parquet")
+    assert saved["unit"] == "video" and saved["subjects_are_videos"]
+    assert (summary["unit"] == "video").all() and summary["subjects_are_videos"].all()
+    assert (comparisons["unit"] == "video").all()
+    assert (comparisons["permutations"] == 500).all() and not comparisons["exact"].any()  # 2^60 videos: sampled
+    # The interval is the bootstrap over videos (60 units), not over anything coarser.
+    y = np.concatenate([truth["res_att", 0, f][0] for f in range(2)])
+    p = np.concatenate([truth["res_att", 0, f][1] for f in range(2)])
+    ids = [f"{f:02d}{i:03d}" for f in range(2) for i in range(30)]
+    expected = bootstrap_ci(y, p, 6, groups=ids, n_boot=300, seed=0)
+    assert (summary.loc["res_att", "uar_ci_low"], summary.loc["res_att", "uar_ci_high"]) == \
+        pytest.approx(expected["uar"])
+    lines = summary_lines(summary.reset_index(), comparisons)
+    text = "\n".join(lines)
+    assert "CI by video" in lines[0] and "no subject ids" in lines[0]
+    assert "by subject" not in text and " subjects" not in text
+
+
+@pytest.mark.parametrize("folds", [5, 1])
+def test_official_folds_are_labelled_and_scored_as_the_field_reports_them(tmp_path, folds):
+    """On official folds the per-fold figures are 'mean ± std over the 5 official folds' (one fold: 'the official
+    test split'), printed beside the pooled figure, equal to each fold scored alone and averaged."""
+    paths, truth = wild_runs(tmp_path / "pred", folds=folds)
+    compute_metrics(paths, tmp_path / "m", {"bootstrap": 0, "permutations": 10, "official_folds": True})
+    summary = pd.read_parquet(tmp_path / "m" / "summary.parquet")
+    line = summary_lines(summary, pd.read_parquet(tmp_path / "m" / "comparisons.parquet"))[0]
+    uar = [100 * balanced_accuracy(*truth["res_att", 0, f]) for f in range(folds)]
+    war = [100 * skm.accuracy_score(*truth["res_att", 0, f]) for f in range(folds)]
+    if folds == 5:
+        assert (f"; mean ± std over the 5 official folds: WAR {np.mean(war):.1f} ± {np.std(war, ddof=1):.1f}, "
+                f"UAR {np.mean(uar):.1f} ± {np.std(uar, ddof=1):.1f}") in line
+    else:
+        assert line.endswith(f"; the official test split: WAR {war[0]:.1f}, UAR {uar[0]:.1f}")
+    assert line.startswith("res_att: WAR ") and "pooled over" in line  # the pooled figure stays first
+    # Folds that are not official keep the plain label.
+    compute_metrics(paths, tmp_path / "k", {"bootstrap": 0, "permutations": 10})
+    plain = summary_lines(pd.read_parquet(tmp_path / "k" / "summary.parquet"), pd.DataFrame())[0]
+    assert "official" not in plain and f"per-fold mean ± std ({folds} folds)" in plain
 
 
 def test_no_predictions_is_a_clear_error(tmp_path):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import html
 import re
 import subprocess
 import sys
@@ -22,13 +23,17 @@ from video_emotion.labels import EMOTIONS
 from video_emotion.metrics import TABLES, compute_metrics
 from video_emotion.models import create_model
 from video_emotion.report import (
+    NO_SUBJECTS_NOTE,
     PAPER,
+    PUBLISHED_TITLE,
     REPORT_DEFAULTS,
     build_report,
     face_examples,
     fig_attention,
     fig_confusion,
     fig_headline,
+    fig_paired_differences,
+    fig_per_subject,
     load_metrics,
 )
 from video_emotion.report_files import FIGURES, TABLE_FILES
@@ -387,3 +392,97 @@ def test_the_init_of_every_model_is_shown(tmp_path):
     assert table["model"].tolist() == ["res_att_ft", "res_att"]
     assert table["init"].tolist() == ["checkpoint: results/pretrain/a/best.pt", "random (from scratch)"]
     assert table["weights set"].iloc[0].startswith("100% (111 loaded")
+
+
+PUBLISHED = [{"model": "C3D", "uar": 42.74, "war": 53.54, "source": "Jiang et al., ACM MM 2020 (DFEW)"},
+             {"model": "MAE-DFER", "uar": 63.41, "war": 74.43, "source": "Sun et al., ACM MM 2023",
+              "note": "self-supervised pretraining"}]
+
+
+def _section(page: str, title: str) -> str:
+    start = page.index(f"<h2>{html.escape(title)}</h2>")
+    return page[start:page.index("<h2", start + 4)]
+
+
+def _rows(section: str) -> list[list[str]]:
+    return [[html.unescape(c) for c in re.findall(r"<td>(.*?)</td>", row, re.S)]
+            for row in re.findall(r"<tr>(.*?)</tr>", section, re.S) if "<td>" in row]
+
+
+@pytest.fixture(scope="module")
+def wild(tmp_path_factory) -> dict:
+    """A dataset without subject ids (subject = video_id) in 5 official folds, its metrics and report, with two
+    published rows in the config."""
+    root = tmp_path_factory.mktemp("wild")
+    rng = np.random.default_rng(3)
+    paths = []
+    for fold in range(5):
+        ids = [f"{fold}{i:04d}" for i in range(24)]
+        labels = rng.integers(0, len(EMOTIONS), len(ids))
+        for model, right in (("res_att", 0.6), ("c3d", 0.35)):
+            codes = np.where(rng.random(len(ids)) < right, labels, rng.integers(0, len(EMOTIONS), len(ids)))
+            df = pd.DataFrame({"video_id": ids, "subject": ids,
+                               "label": pd.Categorical.from_codes(labels, categories=EMOTIONS),
+                               "pred": pd.Categorical.from_codes(codes, categories=EMOTIONS)})
+            for c in EMOTIONS:
+                df[f"p_{c}"] = np.float32(1 / len(EMOTIONS))
+            df["n_clips"] = 3
+            paths.append(root / "predictions" / f"model={model}" / "seed=0" / f"fold={fold}" / "predictions.parquet")
+            write_parquet(df, paths[-1], {"epoch": 2})
+    compute_metrics(paths, root / "metrics", {"bootstrap": 100, "permutations": 200, "official_folds": True})
+    metrics = [root / "metrics" / f"{t}.parquet" for t in TABLES]
+    out = root / "report"
+    build_report(out, metrics=metrics, captions=[ROOT / "workflow" / "report" / c for c in FIGURES.values()],
+                 params={"dataset": "dfew", "models": list(MODELS), "published": PUBLISHED})
+    page = re.sub(r"data:image/png;base64,[^']*", "", (out / "index.html").read_text())
+    return {"metrics": metrics, "out": out, "page": page}
+
+
+def test_without_subject_ids_the_report_says_videos_are_resampled(wild):
+    page = wild["page"]
+    assert html.escape(NO_SUBJECTS_NOTE, quote=True) in page
+    assert "by subject" not in page and "within each subject" not in page
+    models = _section(page, "Models: pooled over all test videos (%)")
+    assert "<th>subjects</th>" not in models and "<th>resampled unit</th>" in _section(
+        page, "Every paired comparison (same test videos)")
+    assert "<th>subjects</th>" not in (wild["out"] / "comparisons.html").read_text()
+    assert "<td>video</td>" in (wild["out"] / "comparisons.html").read_text()
+    assert any(line.startswith("res_att: WAR ") and "CI by video" in line and "no subject ids" in line
+               for line in re.findall(r"<li>(.*?)</li>", page))
+    tables, _ = load_metrics(wild["metrics"])
+    fig = fig_headline(tables["summary"], tables["per_fold"], list(MODELS), PAPER, "dfew")
+    assert "no subject ids" in fig._suptitle.get_text()
+    assert "pooled, 95% CI by video" in [t.get_text() for t in fig.axes[1].get_legend().get_texts()]
+    assert "by video" in fig_paired_differences(tables["comparisons"], PAPER)._suptitle.get_text()
+    note = fig_per_subject(tables["per_subject"], list(MODELS), 1 / 6, no_subject_ids=True)
+    assert "No subject ids" in note.texts[0].get_text()  # not a plot of 120 one-video 'subjects'
+
+
+def test_published_figures_sit_beside_ours_marked_and_never_mixed(wild):
+    page = wild["page"]
+    models_at, published_at = page.index("<h2>Models: pooled"), page.index(f"<h2>{html.escape(PUBLISHED_TITLE)}</h2>")
+    assert models_at < published_at < page.index("<h2>The paper&#x27;s claims") < page.index("<h2>Summary</h2>")
+    section = _section(page, PUBLISHED_TITLE)
+    header = [html.unescape(h) for h in re.findall(r"<th>(.*?)</th>", section)]
+    assert header == ["figures", "model", "UAR, mean ± std over the 5 official folds",
+                      "WAR, mean ± std over the 5 official folds", "UAR pooled [CI]", "WAR pooled [CI]", "source", "note"]
+    rows = _rows(section)
+    assert [(r[0], r[1]) for r in rows] == [("this run", "res_att"), ("this run", "c3d"), ("published", "C3D"),
+                                            ("published", "MAE-DFER")]
+    assert rows[2][2:] == ["42.74", "53.54", "–", "–", "Jiang et al., ACM MM 2020 (DFEW)", ""]
+    assert rows[3][6:] == ["Sun et al., ACM MM 2023", "self-supervised pretraining"]
+    # This run's rows: the fold mean ± std of the metrics stage, then the pooled figure with its interval.
+    summary = load_metrics(wild["metrics"])[0]["summary"].set_index("model")
+    r = summary.loc["res_att"]
+    assert rows[0][2] == f"{100 * r['uar_fold_mean']:.1f} ± {100 * r['uar_fold_std']:.1f}"
+    assert rows[0][4].startswith(f"{100 * r['uar']:.1f} [")
+    # Published figures never enter this run's tables, figures or printed lines.
+    models = _section(page, "Models: pooled over all test videos (%)")
+    assert "MAE-DFER" not in models and "42.74" not in models
+    assert "MAE-DFER" not in page.replace(section, "")
+    assert "UAR, mean ± std over the 5 official folds" in models
+
+
+def test_without_published_figures_there_is_no_published_table(report):
+    out, _ = report
+    assert "published" not in (out / "index.html").read_text().lower()

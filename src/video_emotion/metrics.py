@@ -12,9 +12,15 @@ figure of every seed's predictions stacked (each seed predicts the same videos);
 and the per-fold mean and standard deviation sit beside it. Chance (1/K) and the majority-class baseline of the
 pooled test labels are recorded too.
 
+**The field's figures.** Beside the pooled figure, each fold is scored alone and the folds' mean ± std is recorded,
+as papers on datasets with official splits report them (DFEW and MAFW: the mean over their 5 official folds;
+FERV39k: its one official test split). ``official_folds`` (set by the workflow when the folds are a dataset's
+official ones) labels them so (:func:`fold_figures`).
+
 **Intervals** are percentile bootstraps that resample whole subjects (a cluster bootstrap) when the folds are
 subject-independent (every subject tested in one fold), else videos (``bootstrap_by: auto``; ``subject`` or
-``video`` force one). A resampled subject brings all its videos, of every seed.
+``video`` force one). A resampled subject brings all its videos, of every seed. A dataset without subject ids gives
+every video its own subject: its units are videos, and every text says so (:func:`subjects_are_videos`).
 
 **Paired comparisons.** For every pair of models, on the test videos both predicted (matched on ``video_id`` and on
 ``seed`` when the two share seeds): the difference in WAR and UAR, a paired bootstrap interval (both models scored on
@@ -232,9 +238,17 @@ def read_predictions(paths) -> tuple[pd.DataFrame, list[str]]:
     return df, classes
 
 
+def subjects_are_videos(df: pd.DataFrame) -> bool:
+    """Whether every subject has exactly one video: a dataset without subject ids (each video its own subject)."""
+    return bool(len(df)) and bool((df.groupby("subject", observed=True)["video_id"].nunique() == 1).all())
+
+
 def interval_unit(df: pd.DataFrame, bootstrap_by: str = "auto") -> str:
-    """``subject`` when every subject is tested in one fold (per model and seed) and there are several, else
-    ``video``; or what ``bootstrap_by`` forces."""
+    """``video`` when subjects are videos (:func:`subjects_are_videos`: resampling either is the same, and it is
+    named for what it is); else ``subject`` when every subject is tested in one fold (per model and seed) and there
+    are several, else ``video``; or what ``bootstrap_by`` forces."""
+    if subjects_are_videos(df):
+        return "video"
     if bootstrap_by != "auto":
         return bootstrap_by
     folds_per_subject = df.groupby(["model", "seed", "subject"], observed=True)["fold"].nunique()
@@ -307,6 +321,7 @@ def compute_metrics(predictions, out_dir: str | os.PathLike, params: dict) -> di
     df, classes = read_predictions(predictions)
     k = len(classes)
     unit = interval_unit(df, p["bootstrap_by"])
+    no_subject_ids, official = subjects_are_videos(df), bool(p.get("official_folds", False))
     boot = {"n_boot": int(p["bootstrap"]), "ci": float(p["ci"]), "seed": int(p["seed"])}
     models = list(dict.fromkeys(df["model"]))  # in the order the files were given
 
@@ -342,7 +357,8 @@ def compute_metrics(predictions, out_dir: str | os.PathLike, params: dict) -> di
         label_share = videos["label"].value_counts(normalize=True, sort=False)
         row = {"model": model, "n_seeds": len(seeds), "seeds": ", ".join(str(s) for s in seeds["seed"]),
                "n_folds": folds["fold"].nunique(), "n_videos": len(videos), "n_subjects": mdf["subject"].nunique(),
-               "unit": unit, "ci": boot["ci"], "bootstrap": boot["n_boot"], **_pooled(mdf, k, unit, boot)}
+               "unit": unit, "subjects_are_videos": no_subject_ids, "official_folds": official, "ci": boot["ci"],
+               "bootstrap": boot["n_boot"], **_pooled(mdf, k, unit, boot)}
         for s in SCORES:
             row[s] = float(seeds[s].mean())  # equals the stacked figure; exact mean for the record
             row[f"{s}_seed_std"] = _spread(seeds[s])[1]
@@ -371,11 +387,11 @@ def compute_metrics(predictions, out_dir: str | os.PathLike, params: dict) -> di
               "comparisons": pd.DataFrame(comparisons, columns=comparison_columns),
               "confusion": cat(confusion, "true", "pred"), "per_class": cat(per_cls, "class"),
               "per_subject": pd.DataFrame(per_subj)}
-    meta = {"classes": classes, "params": p, "unit": unit}
+    meta = {"classes": classes, "params": p, "unit": unit, "subjects_are_videos": no_subject_ids}
     out_dir.mkdir(parents=True, exist_ok=True)
     for name, table in tables.items():
         write_parquet(table, out_dir / f"{name}.parquet", meta)
-    report = {"classes": classes, "chance": 1 / k, "unit": unit, "params": p,
+    report = {"classes": classes, "chance": 1 / k, "unit": unit, "subjects_are_videos": no_subject_ids, "params": p,
               "summary": tables["summary"].to_dict("records"), "comparisons": comparisons}
     write_json(_finite(report), out_dir / "metrics.json")
     for line in summary_lines(tables["summary"], tables["comparisons"]):
@@ -434,16 +450,41 @@ def claims(comparisons: pd.DataFrame, reference: str) -> pd.DataFrame:
     return comparisons[comparisons["model_a"] == reference]
 
 
+def subjects_text(row) -> str:
+    """'6 subjects', or what a dataset without subject ids has instead."""
+    return "no subject ids" if row.get("subjects_are_videos", False) else f"{row['n_subjects']} subjects"
+
+
+def fold_figures(row) -> tuple[str, str, str]:
+    """A summary row's folds scored one by one: (label, WAR, UAR) as 'mean ± std' in %. On a dataset's official
+    folds the label is the field's ('mean ± std over the 5 official folds'; one fold: 'the official test split'),
+    else 'per-fold mean ± std (3 folds)'; with several seeds the spread is over every fold and seed."""
+    folds, seeds = int(row["n_folds"]), int(row["n_seeds"])
+    over_seeds = f" x {seeds} seeds" if seeds > 1 else ""
+    if not row.get("official_folds", False):
+        label = f"per-fold mean ± std ({folds} folds{over_seeds})"
+    elif folds == 1:
+        label = "the official test split" + (f", mean ± std over {seeds} seeds" if seeds > 1 else "")
+    else:
+        label = f"mean ± std over the {folds} official folds{over_seeds}"
+
+    def spread(metric: str) -> str:
+        std = row[f"{metric}_fold_std"]
+        return pct(row[f"{metric}_fold_mean"]) + ("" if pd.isna(std) else f" ± {pct(std)}")
+
+    return label, spread("accuracy"), spread("uar")
+
+
 def headline(row) -> str:
-    """A model's pooled WAR and UAR with intervals, then the per-fold (and per-seed) spread, labelled."""
+    """A model's pooled WAR and UAR with intervals, then its folds scored one by one (and the spread over seeds),
+    labelled."""
     seeds = row["n_seeds"] > 1
     pooled = (f"{100 * row['ci']:.0f}% CI by {row['unit']}; pooled over {row['n_videos']} test videos, "
-              f"{row['n_subjects']} subjects" + (f", mean of {row['n_seeds']} seeds" if seeds else ""))
-    runs = f"{row['n_folds']} folds" + (f" x {row['n_seeds']} seeds" if seeds else "")
+              f"{subjects_text(row)}" + (f", mean of {row['n_seeds']} seeds" if seeds else ""))
+    label, war, uar = fold_figures(row)
     text = (f"{row['model']}: WAR {pct(row['accuracy'])}% [{pct(row['accuracy_ci_low'])}, "
             f"{pct(row['accuracy_ci_high'])}], UAR {pct(row['uar'])}% [{pct(row['uar_ci_low'])}, "
-            f"{pct(row['uar_ci_high'])}] ({pooled}); per-fold mean ± std: WAR {pct(row['accuracy_fold_mean'])} ± "
-            f"{pct(row['accuracy_fold_std'])}, UAR {pct(row['uar_fold_mean'])} ± {pct(row['uar_fold_std'])} ({runs})")
+            f"{pct(row['uar_ci_high'])}] ({pooled}); {label}: WAR {war}, UAR {uar}")
     if seeds:
         text += f"; std over seeds: WAR {pct(row['accuracy_seed_std'])}, UAR {pct(row['uar_seed_std'])}"
     return text

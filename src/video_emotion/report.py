@@ -6,9 +6,10 @@ name (:data:`FIGURES`, with its caption file) whatever the models, seeds and fol
 outputs up front and registers each with Snakemake's ``report()``. A figure whose inputs are missing is still
 written, saying what is missing, so one absent stage never loses the rest of the report.
 
-The headline is the metrics stage's: WAR and UAR pooled over all test videos with intervals by subject, the per-fold
-mean ± std beside it, chance and the majority-class baseline; then the paired model comparisons, laid out like the
-seed paper's claims.
+The headline is the metrics stage's: WAR and UAR pooled over all test videos with intervals by subject (by video
+where the dataset has no subject ids), the per-fold mean ± std beside it (labelled as the field reports it on official
+folds), chance and the majority-class baseline; then the published figures the config lists beside this run's, and
+the paired model comparisons, laid out like the seed paper's claims.
 """
 
 from __future__ import annotations
@@ -36,10 +37,12 @@ from video_emotion.metrics import (
     TABLES,
     claims,
     comparison_line,
+    fold_figures,
     format_p,
     paper_difference,
     pct,
     run_keys,
+    subjects_text,
     summary_lines,
 )
 from video_emotion.plotting import OKABE_ITO, SEQUENTIAL, STYLE, save_figure
@@ -181,7 +184,7 @@ def fig_headline(summary: pd.DataFrame, per_fold: pd.DataFrame, models: list[str
         handles.append(Line2D([], [], ls="none", marker="D", mfc="white", mec=OKABE_ITO[4],
                               label="paper's accuracy (eNTERFACE'05)"))
     axes[1].legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1), frameon=False)
-    title = f"Pooled over all test videos ({int(first['n_videos'])} videos, {int(first['n_subjects'])} subjects)"
+    title = f"Pooled over all test videos ({int(first['n_videos'])} videos, {subjects_text(first)})"
     if dataset.lower() != PAPER_DATASET and any(m in paper for m in models):
         title += f"\nNot comparable with the paper: this run is on '{dataset}', the paper's figures on eNTERFACE'05"
     fig.suptitle(title, x=0.01, ha="left", fontsize=11)
@@ -335,8 +338,12 @@ def fig_training_curves(history: pd.DataFrame, per_fold: pd.DataFrame, models: l
     return fig
 
 
-def fig_per_subject(per_subject: pd.DataFrame, models: list[str], chance: float | None) -> Figure:
-    """Accuracy per test subject and model (mean over seeds), subjects grouped by their test fold, with chance."""
+def fig_per_subject(per_subject: pd.DataFrame, models: list[str], chance: float | None,
+                    no_subject_ids: bool = False) -> Figure:
+    """Accuracy per test subject and model (mean over seeds), subjects grouped by their test fold, with chance; a
+    note instead where the dataset has no subject ids (each video its own subject)."""
+    if no_subject_ids:
+        return _missing(NO_SUBJECTS_FIGURE)
     if per_subject.empty or not models:
         return _missing("No per-subject metrics yet: run the metrics stage (results/metrics/per_subject.parquet).")
     table = per_subject.groupby(["fold", "subject", "model"])["accuracy"].mean().unstack("model") * 100
@@ -524,6 +531,19 @@ DEMO_NOTE = ("The demo's subjects are synthetic (video_emotion.demo): each is a 
              "parity, so no test subject shares a photograph, or a person, with a training subject.")
 
 
+NO_SUBJECTS_NOTE = ("This dataset has no subject ids: every video is its own subject, so the intervals and the paired "
+                    "permutation tests resample videos, not people. Nothing keeps one person's videos on one side of "
+                    "a split, so the figures are not subject-independent.")
+NO_SUBJECTS_FIGURE = ("No subject ids in this dataset: each video is its own subject, so there is no per-subject "
+                      "accuracy. Intervals and paired tests resample videos; the per-class recall and the confusion "
+                      "matrices show where the models fail.")
+PUBLISHED_TITLE = "This run beside published figures (%): published rows are copied from their papers, not measured here"
+
+
+def _no_subject_ids(summary: pd.DataFrame) -> bool:
+    return "subjects_are_videos" in summary and bool(len(summary)) and bool(summary["subjects_are_videos"].all())
+
+
 def _settings(override: dict) -> str:
     return ", ".join(f"{key} {value}" for key, value in override.items())
 
@@ -537,28 +557,49 @@ def headline_table(summary: pd.DataFrame, models: list[str], paper: dict[str, fl
     if summary.empty:
         return pd.DataFrame()
     s = summary.set_index("model")
+    folds = fold_figures(s.loc[models[0]])[0] if models else ""
     rows = []
     for model in models:
         r = s.loc[model]
+        _, war, uar = fold_figures(r)
         rows.append({
             "model": model, "seeds": int(r["n_seeds"]), "folds": int(r["n_folds"]), "videos": int(r["n_videos"]),
             "subjects": int(r["n_subjects"]),
             "WAR pooled [CI]": _with_ci(r["accuracy"], r["accuracy_ci_low"], r["accuracy_ci_high"]),
             "UAR pooled [CI]": _with_ci(r["uar"], r["uar_ci_low"], r["uar_ci_high"]),
             "macro-F1 pooled": pct(r["macro_f1"]),
-            "WAR per-fold mean ± std": f"{pct(r['accuracy_fold_mean'])} ± {pct(r['accuracy_fold_std'])}",
-            "UAR per-fold mean ± std": f"{pct(r['uar_fold_mean'])} ± {pct(r['uar_fold_std'])}",
+            f"WAR, {folds}": war, f"UAR, {folds}": uar,
             "WAR / UAR std over seeds": f"{pct(r['accuracy_seed_std'])} / {pct(r['uar_seed_std'])}",
             "paper's accuracy (eNTERFACE'05)": f"{paper[model]:.1f}" if model in paper else "–",
         })
+    table = pd.DataFrame(rows)
+    return table.drop(columns="subjects") if _no_subject_ids(summary) else table
+
+
+def published_table(summary: pd.DataFrame, models: list[str], published: list[dict]) -> pd.DataFrame:
+    """This run's models (UAR and WAR over the folds as the field reports them, and pooled) above the published
+    figures the config lists (``published``: model, uar, war, source, note), each row marked by where it comes
+    from; published rows are never mixed into this run's."""
+    ours = headline_table(summary, models, {})
+    if ours.empty:
+        ours = pd.DataFrame(columns=["model"])
+    folds = next((c.removeprefix("UAR, ") for c in ours.columns if c.startswith("UAR, ")), "mean over the folds")
+    uar, war = f"UAR, {folds}", f"WAR, {folds}"
+    rows = [{"figures": "this run", "model": r["model"], uar: r[uar], war: r[war], "UAR pooled [CI]":
+             r["UAR pooled [CI]"], "WAR pooled [CI]": r["WAR pooled [CI]"], "source": "measured here", "note": ""}
+            for _, r in ours.iterrows()]
+    rows += [{"figures": "published", "model": p["model"], uar: f"{p['uar']:.2f}", war: f"{p['war']:.2f}",
+              "UAR pooled [CI]": "–", "WAR pooled [CI]": "–", "source": p["source"], "note": p.get("note") or ""}
+             for p in published]
     return pd.DataFrame(rows)
 
 
-def comparisons_table(comparisons: pd.DataFrame) -> pd.DataFrame:
-    """The paired comparisons as claims: 'a vs b', metric, difference in points [interval], p."""
+def comparisons_table(comparisons: pd.DataFrame, no_subject_ids: bool = False) -> pd.DataFrame:
+    """The paired comparisons as claims: 'a vs b', metric, difference in points [interval], p; without a subjects
+    column where the dataset has no subject ids."""
     if comparisons.empty:
         return pd.DataFrame()
-    return pd.DataFrame({
+    table = pd.DataFrame({
         "comparison": comparisons["model_a"] + " vs " + comparisons["model_b"],
         "metric": comparisons["metric"].map(METRIC_NAMES),
         "a (%)": comparisons["a"].map(pct), "b (%)": comparisons["b"].map(pct),
@@ -573,6 +614,7 @@ def comparisons_table(comparisons: pd.DataFrame) -> pd.DataFrame:
             "–" if m != "accuracy" or paper_difference(a, b) is None else f"{paper_difference(a, b):+.1f}"
             for a, b, m in zip(comparisons["model_a"], comparisons["model_b"], comparisons["metric"], strict=True)],
     })
+    return table.drop(columns="subjects") if no_subject_ids else table
 
 
 def runs_table(per_fold: pd.DataFrame, models: list[str]) -> pd.DataFrame:
@@ -637,14 +679,15 @@ def _write_text(path: Path, text: str) -> Path:
 
 
 def write_index(out_dir: Path, claims: list[str], sections: list[tuple[str, str]], tables: dict[str, str],
-                notes: list[str]) -> Path:
-    """``index.html``: the notes, the first two tables (the models, the paper's claims), the text summary, the other
-    tables, then each figure embedded as a PNG data URI with links to its PNG and SVG files."""
+                notes: list[str], summary_after: int = 1) -> Path:
+    """``index.html``: the notes, the first tables (the models, the paper's claims: up to ``summary_after``), the
+    text summary, the other tables, then each figure embedded as a PNG data URI with links to its PNG and SVG
+    files."""
     parts = ["<h1>video-emotion report</h1>"]
     parts += [f"<p class='note'>{html.escape(note)}</p>" for note in notes]
     summary = ["<h2>Summary</h2>", "<ul class='claims'>", *(f"<li>{html.escape(c)}</li>" for c in claims), "</ul>"]
     for i, (title, table_html) in enumerate(tables.items()):
-        parts += [f"<h2>{html.escape(title)}</h2>", table_html] + (summary if i == 1 else [])
+        parts += [f"<h2>{html.escape(title)}</h2>", table_html] + (summary if i == summary_after else [])
     for png_name, caption in sections:
         data = base64.b64encode((out_dir / png_name).read_bytes()).decode()
         stem = Path(png_name).stem
@@ -671,8 +714,8 @@ def build_report(out_dir: str | Path = "results/report", *, metrics=(), historie
     Inputs are files: ``metrics`` (the metric tables, named by stem), ``histories`` (``history.parquet`` per run),
     ``qc`` and ``faces`` (per shard), ``manifest`` and ``rejected`` (the manifest stage's two tables), ``attention``
     (the attention stage's file), ``strips`` (the face_strips stage's PNG) and ``captions`` (caption files named as in :data:`FIGURES`). ``params``: the
-    config's ``report`` section plus ``dataset`` (the paper comparison is flagged when it is not eNTERFACE'05) and
-    ``models`` (the configured order).
+    config's ``report`` section plus ``dataset`` (the paper comparison is flagged when it is not eNTERFACE'05),
+    ``models`` (the configured order), ``model_train`` and ``published`` (the config's published figures).
     """
     params = {**REPORT_DEFAULTS, **(params or {})}
     out_dir = Path(out_dir)
@@ -680,6 +723,7 @@ def build_report(out_dir: str | Path = "results/report", *, metrics=(), historie
     dataset = str(params.get("dataset", "demo"))
     tables, classes = load_metrics(metrics)
     models = _model_order(tables["summary"], params.get("models"))
+    no_subject_ids = _no_subject_ids(tables["summary"])
     qc_table = load_runs(qc)
     chance = 1 / len(classes) if classes else None
     reference = models[0] if models else ""  # the paper's model: its claims compare it with each other model
@@ -691,7 +735,7 @@ def build_report(out_dir: str | Path = "results/report", *, metrics=(), historie
         "per_class_recall.png": lambda: fig_per_class_recall(tables["confusion"], tables["per_class"], models,
                                                              classes),
         "training_curves.png": lambda: fig_training_curves(load_runs(histories), tables["per_fold"], models),
-        "per_subject.png": lambda: fig_per_subject(tables["per_subject"], models, chance),
+        "per_subject.png": lambda: fig_per_subject(tables["per_subject"], models, chance, no_subject_ids),
         "faces_montage.png": lambda: fig_faces_montage(face_examples(manifest, faces,
                                                                      int(params["faces_per_class"]))),
         "attention.png": lambda: fig_attention(load_attention(attention)),
@@ -710,6 +754,8 @@ def build_report(out_dir: str | Path = "results/report", *, metrics=(), historie
                      "eNTERFACE'05 and are shown for reference only, not as a comparison.")
     if dataset == "demo":
         notes.append(DEMO_NOTE)
+    if no_subject_ids:
+        notes.append(NO_SUBJECTS_NOTE)
     notes += [f"Unequal footing: {model} trains with {_settings(override)}; every other train setting is shared "
               "(sizes and initialisations: the table 'Each model')."
               for model, override in (params.get("model_train") or {}).items() if override and model in models]
@@ -718,12 +764,16 @@ def build_report(out_dir: str | Path = "results/report", *, metrics=(), historie
         "No metrics yet: run the metrics stage."]
 
     headline_html = _html_table(headline_table(tables["summary"], models, PAPER), "No metrics yet.")
-    comparisons_html = _html_table(comparisons_table(tables["comparisons"]),
+    comparisons_html = _html_table(comparisons_table(tables["comparisons"], no_subject_ids),
                                    "One model evaluated: no paired comparison.")
-    claims_html = _html_table(comparisons_table(claims(tables["comparisons"], reference)),
+    claims_html = _html_table(comparisons_table(claims(tables["comparisons"], reference), no_subject_ids),
                               "One model evaluated: no paired comparison.")
-    html_tables = {"Models: pooled over all test videos (%)": headline_html,
-                   f"The paper's claims: {reference} against each model (same test videos)": claims_html,
+    published = params.get("published") or []
+    html_tables = {"Models: pooled over all test videos (%)": headline_html}
+    if published:
+        html_tables[PUBLISHED_TITLE] = _html_table(published_table(tables["summary"], models, published))
+    claims_title = f"The paper's claims: {reference} against each model (same test videos)"
+    html_tables |= {claims_title: claims_html,
                    "Each model: architecture, size, initialisation and own settings": _html_table(
                        init_table(histories, models, params.get("model_train")), "No training run yet."),
                    "Every paired comparison (same test videos)": comparisons_html}
@@ -752,6 +802,6 @@ def build_report(out_dir: str | Path = "results/report", *, metrics=(), historie
         written.append(_write_text(out_dir / name, _page(title, [body])))
     given = {Path(c).name: Path(c) for c in captions or []}
     sections = [(name, caption_text(given[rst]) if rst in given else "") for name, rst in FIGURES.items()]
-    written.append(write_index(out_dir, claims_text, sections, html_tables, notes))
+    written.append(write_index(out_dir, claims_text, sections, html_tables, notes, list(html_tables).index(claims_title)))
     log.info("report: %d files under %s", len(written), out_dir)
     return written

@@ -16,6 +16,6 @@ rule metrics:
         "../../envs/manifest.yaml"
     params:
         out=subpath(output.summary, parent=True),
-        metrics=as_json(config["metrics"]),
+        metrics=as_json({**config["metrics"], "official_folds": config["folds"]["scheme"] == "official"}),
     shell:
         "python -m video_emotion metrics {input:q} --out {params.out:q} --params {params.metrics:q} > {log:q} 2>&1"

@@ -41,7 +41,13 @@ rule report:
     params:
         out=subpath(output.html, parent=True),
         report=as_json(
-            {**config["report"], "dataset": config["dataset"], "models": MODELS, "model_train": config["model_train"]}
+            {
+                **config["report"],
+                "dataset": config["dataset"],
+                "models": MODELS,
+                "model_train": config["model_train"],
+                "published": config["published"],
+            }
         ),
     shell:
         "python -m video_emotion --threads {threads} report --out {params.out:q} --metrics {input.metrics:q}"

@@ -387,8 +387,10 @@ def test_the_init_of_every_model_is_shown(tmp_path):
                                                           "derived": 0, "missing": 0, "head": "carried over"})):
         for fold in (0, 1):
             paths.append(tmp_path / "models" / model / "seed0" / f"fold{fold}" / "history.parquet")
-            write_parquet(pd.DataFrame({"epoch": [1]}), paths[-1], {"init": init})
+            write_parquet(pd.DataFrame({"epoch": [1]}), paths[-1], {"init": init, "input_norm": (
+                "BGR [0, 255], mean (90.25, 97.66, 101.41)" if init else None)})
     table = init_table(paths, ["res_att_ft", "res_att"])
+    assert table["input normalisation"].tolist() == ["BGR [0, 255], mean (90.25, 97.66, 101.41)", "–"]
     assert table["model"].tolist() == ["res_att_ft", "res_att"]
     assert table["init"].tolist() == ["checkpoint: results/pretrain/a/best.pt", "random (from scratch)"]
     assert table["weights set"].iloc[0].startswith("100% (111 loaded")
@@ -464,8 +466,9 @@ def test_published_figures_sit_beside_ours_marked_and_never_mixed(wild):
     assert models_at < published_at < page.index("<h2>The paper&#x27;s claims") < page.index("<h2>Summary</h2>")
     section = _section(page, PUBLISHED_TITLE)
     header = [html.unescape(h) for h in re.findall(r"<th>(.*?)</th>", section)]
-    assert header == ["figures", "model", "UAR, mean ± std over the 5 official folds",
-                      "WAR, mean ± std over the 5 official folds", "UAR pooled [CI]", "WAR pooled [CI]", "source", "note"]
+    assert header == ["figures", "model", "UAR", "WAR", "UAR pooled [CI]", "WAR pooled [CI]", "source", "note"]
+    assert "UAR and WAR: mean ± std over the 5 official folds (this run); as their papers report them (published: " \
+           "the mean over the official folds" in section and "95% interval by video" in section
     rows = _rows(section)
     assert [(r[0], r[1]) for r in rows] == [("this run", "res_att"), ("this run", "c3d"), ("published", "C3D"),
                                             ("published", "MAE-DFER")]

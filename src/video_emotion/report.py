@@ -537,7 +537,7 @@ NO_SUBJECTS_NOTE = ("This dataset has no subject ids: every video is its own sub
 NO_SUBJECTS_FIGURE = ("No subject ids in this dataset: each video is its own subject, so there is no per-subject "
                       "accuracy. Intervals and paired tests resample videos; the per-class recall and the confusion "
                       "matrices show where the models fail.")
-PUBLISHED_TITLE = "This run beside published figures (%): published rows are copied from their papers, not measured here"
+PUBLISHED_TITLE = "This run beside published figures (%)"
 
 
 def _no_subject_ids(summary: pd.DataFrame) -> bool:
@@ -576,22 +576,26 @@ def headline_table(summary: pd.DataFrame, models: list[str], paper: dict[str, fl
     return table.drop(columns="subjects") if _no_subject_ids(summary) else table
 
 
-def published_table(summary: pd.DataFrame, models: list[str], published: list[dict]) -> pd.DataFrame:
+def published_table(summary: pd.DataFrame, models: list[str], published: list[dict]) -> tuple[pd.DataFrame, str]:
     """This run's models (UAR and WAR over the folds as the field reports them, and pooled) above the published
     figures the config lists (``published``: model, uar, war, source, note), each row marked by where it comes
-    from; published rows are never mixed into this run's."""
-    ours = headline_table(summary, models, {})
-    if ours.empty:
-        ours = pd.DataFrame(columns=["model"])
-    folds = next((c.removeprefix("UAR, ") for c in ours.columns if c.startswith("UAR, ")), "mean over the folds")
-    uar, war = f"UAR, {folds}", f"WAR, {folds}"
-    rows = [{"figures": "this run", "model": r["model"], uar: r[uar], war: r[war], "UAR pooled [CI]":
-             r["UAR pooled [CI]"], "WAR pooled [CI]": r["WAR pooled [CI]"], "source": "measured here", "note": ""}
-            for _, r in ours.iterrows()]
-    rows += [{"figures": "published", "model": p["model"], uar: f"{p['uar']:.2f}", war: f"{p['war']:.2f}",
+    from, never mixed into this run's; and the line that says what the columns hold."""
+    rows, label, pooled = [], "each fold scored alone, averaged", "all test videos at once"
+    s = summary.set_index("model") if len(summary) else summary
+    for model in models:
+        r = s.loc[model]
+        label, war, uar = fold_figures(r)
+        pooled = f"all test videos at once, with its {100 * r['ci']:.0f}% interval by {r['unit']}"
+        rows.append({"figures": "this run", "model": model, "UAR": uar, "WAR": war,
+                     "UAR pooled [CI]": _with_ci(r["uar"], r["uar_ci_low"], r["uar_ci_high"]),
+                     "WAR pooled [CI]": _with_ci(r["accuracy"], r["accuracy_ci_low"], r["accuracy_ci_high"]),
+                     "source": "measured here", "note": ""})
+    rows += [{"figures": "published", "model": p["model"], "UAR": f"{p['uar']:.2f}", "WAR": f"{p['war']:.2f}",
               "UAR pooled [CI]": "–", "WAR pooled [CI]": "–", "source": p["source"], "note": p.get("note") or ""}
              for p in published]
-    return pd.DataFrame(rows)
+    text = (f"UAR and WAR: {label} (this run); as their papers report them (published: the mean over the official "
+            f"folds, or the official test split), copied from the papers, not measured here. Pooled: {pooled}.")
+    return pd.DataFrame(rows), text
 
 
 def comparisons_table(comparisons: pd.DataFrame, no_subject_ids: bool = False) -> pd.DataFrame:
@@ -630,8 +634,9 @@ def runs_table(per_fold: pd.DataFrame, models: list[str]) -> pd.DataFrame:
 
 
 def init_table(histories, models: list[str], model_train: dict | None = None) -> pd.DataFrame:
-    """Each model's architecture, size, initialisation and own train settings, from its runs' history metadata
-    (train.py writes the init's load report there) and the config's ``model_train``: every unequal footing shown."""
+    """Each model's architecture, size, input normalisation, initialisation and own train settings, from its runs'
+    history metadata (train.py writes the init's load report and the input convention there) and the config's
+    ``model_train``: every unequal footing shown."""
     rows = {}
     for path in map(Path, histories or []):
         if not path.exists():
@@ -644,6 +649,7 @@ def init_table(histories, models: list[str], model_train: dict | None = None) ->
         own = (model_train or {}).get(model)
         rows[model] = {"model": model, "architecture": meta.get("arch", model),
                        "parameters": f"{meta['parameters']:,}" if meta.get("parameters") else "–",
+                       "input normalisation": meta.get("input_norm") or "–",
                        "own train settings": _settings(own) if own else "–"}
         rows[model].update({"init": "random (from scratch)"} if not init else {
             "init": f"{init['kind']}: {init['path']}", "sha256": str(init["sha256"])[:12],
@@ -653,16 +659,16 @@ def init_table(histories, models: list[str], model_train: dict | None = None) ->
     return pd.DataFrame([rows[m] for m in order])
 
 
-def _html_table(df: pd.DataFrame, empty: str = "No rows.") -> str:
+def _html_table(df: pd.DataFrame, empty: str = "No rows.", classes: str = "table") -> str:
     if df.empty:
         return f"<p>{html.escape(empty)}</p>"
-    return df.to_html(index=False, border=0, classes="table", escape=True, na_rep="–")
+    return df.to_html(index=False, border=0, classes=classes, escape=True, na_rep="–")
 
 
 STYLE_CSS = ("body{font-family:sans-serif;max-width:1150px;margin:2em auto;padding:0 1em;color:#222}"
              "img{max-width:100%;height:auto;border:1px solid #ddd}table{border-collapse:collapse;margin:1em 0}"
              "th,td{padding:4px 10px;border-bottom:1px solid #ddd;text-align:right}td{white-space:nowrap}th{background:#f4f4f4}"
-             "td:first-child,th:first-child{text-align:left}.note{background:#fff4e0;padding:.6em 1em}"
+             ".wrap td:nth-last-child(-n+2){white-space:normal}td:first-child,th:first-child{text-align:left}.note{background:#fff4e0;padding:.6em 1em}"
              ".claims li{font-family:monospace;margin:.2em 0}figcaption{color:#444;margin:.4em 0 2em}")
 
 
@@ -771,7 +777,8 @@ def build_report(out_dir: str | Path = "results/report", *, metrics=(), historie
     published = params.get("published") or []
     html_tables = {"Models: pooled over all test videos (%)": headline_html}
     if published:
-        html_tables[PUBLISHED_TITLE] = _html_table(published_table(tables["summary"], models, published))
+        table, text = published_table(tables["summary"], models, published)
+        html_tables[PUBLISHED_TITLE] = f"<p>{html.escape(text)}</p>" + _html_table(table, classes="table wrap")
     claims_title = f"The paper's claims: {reference} against each model (same test videos)"
     html_tables |= {claims_title: claims_html,
                    "Each model: architecture, size, initialisation and own settings": _html_table(

@@ -289,8 +289,8 @@ def test_csv_errors_name_the_problem(tmp_path):
         build_manifest("csv", csv)
     with pytest.raises(DatasetError, match=r"lacks column\(s\) \['subject'\].*dataset_options.columns"):
         build_manifest("csv", csv, options={"columns": {"path": "file", "label": "emotion"}})
-    csv.write_text("path,label,subject\nv.mp4,contempt,1\n")
-    with pytest.raises(DatasetError, match=r"\['contempt'\] are not emotions"):
+    csv.write_text("path,label,subject\nv.mp4,boredom,1\n")
+    with pytest.raises(DatasetError, match=r"\[.boredom.\] are not emotions"):
         build_manifest("csv", csv)
     csv.write_text("file,emotion,speaker\nv.mp4,happy,1\nv.mp4,sad,2\n")
     manifest, _, _ = build_manifest("csv", csv, classes=["happiness", "sadness"],

@@ -83,9 +83,8 @@ class DeviceClips:
         ds = self.dataset
         items = np.fromiter(items, dtype=np.int64)
         videos = items // ds.clips_per_video
-        start, rows, cols, jitter = ds.draw(items)  # the whole batch's draws at once
-        lengths = ds._lengths[videos].astype(np.int64)[:, None]
-        frame_rows = self.starts[videos][:, None] + (start[:, None] + np.arange(ds.clip_len)) % lengths  # short videos loop
+        offsets, rows, cols, jitter = ds.draw(items)  # the whole batch's draws at once
+        frame_rows = self.starts[videos][:, None] + offsets
         # The three index arrays cross to the device as one (B, T + 2 S) array.
         index = torch.from_numpy(np.concatenate([frame_rows, rows, cols], axis=1)).to(self.device, non_blocking=True)
         f, r, c = index.split([ds.clip_len, ds.crop_size, ds.crop_size], dim=1)

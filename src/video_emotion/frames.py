@@ -10,6 +10,7 @@ Library callers get a :class:`VideoError` from :func:`probe` and :func:`iter_fra
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -219,3 +220,47 @@ def extract_many(videos: Sequence[tuple[str | Path, str]], out_root: str | Path,
 
         with ThreadPoolExecutor(max(1, int(workers))) as pool:
             return list(pool.map(one, videos))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Image sequences: datasets distributed as folders of frames (DFEW, FERV39k, MAFW) skip ffmpeg
+# ---------------------------------------------------------------------------------------------------------------
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
+_DIGITS = re.compile(r"(\d+)")
+
+
+def natural_key(name: str) -> tuple:
+    """Sort key that compares runs of digits as numbers: ``2.jpg`` before ``10.jpg``, ``00001_9`` before
+    ``00001_10``."""
+    return tuple(int(part) if part.isdigit() else part for part in _DIGITS.split(name))
+
+
+def frame_files(folder: str | Path) -> list[Path]:
+    """The JPEG and PNG frames of ``folder`` in the order of the numbers in their names, never lexical: frame names
+    are not zero-padded everywhere (``1.jpg ... 16.jpg``). Hidden files are passed over."""
+    folder = Path(folder)
+    names = [e.name for e in os.scandir(folder)
+             if e.name.lower().endswith(IMAGE_SUFFIXES) and not e.name.startswith(".")]
+    return [folder / name for name in sorted(names, key=natural_key)]
+
+
+def read_images(folder: str | Path, min_side: int | None = None) -> Iterator[np.ndarray]:
+    """The RGB frames of an image folder in :func:`frame_files` order, one at a time (OpenCV's libjpeg-turbo and
+    libpng). With ``min_side``, frames are decoded at the coarsest of 1/2, 1/4, 1/8 of their size that keeps both
+    sides at least ``min_side`` (a JPEG is then decoded at that scale: about a quarter of the work at 1/2). A frame
+    that cannot be decoded raises :class:`OSError` naming it; an empty folder yields nothing."""
+    import cv2
+
+    flags = {1: cv2.IMREAD_COLOR, 2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4,
+             8: cv2.IMREAD_REDUCED_COLOR_8}
+    factor = 1
+    for i, path in enumerate(frame_files(folder)):
+        image = cv2.imread(str(path), flags[factor])
+        if image is None:
+            raise OSError(f"{path}: unreadable or empty image")
+        if i == 0 and min_side:  # every frame of a clip has the first one's size
+            factor = max([f for f in flags if min(image.shape[:2]) // f >= min_side], default=1)
+            if factor > 1:
+                image = cv2.imread(str(path), flags[factor])
+        yield cv2.cvtColor(image, cv2.COLOR_BGR2RGB)

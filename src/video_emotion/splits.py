@@ -119,12 +119,14 @@ def check_no_leak(
 
 
 def inner_validation(
-    train_subjects: Iterable, n_val: int | float, seed: int = 0
+    train_subjects: Iterable, n_val: int | float, seed: int = 0, strata: dict[str, object] | None = None
 ) -> tuple[list[str], list[str]]:
     """Split training subjects into (train, val) for model selection; validation never sees a test subject.
 
     ``n_val`` is a count (int) or a fraction of the training subjects (float in (0, 1), at least one subject).
-    At least one subject always stays in training. The result does not depend on the input order.
+    At least one subject always stays in training. The result does not depend on the input order. With ``strata``
+    (subject -> class, for datasets whose subjects are single clips) the validation subjects are drawn per class,
+    in proportion to its size (largest remainders first): validation has the training clips' class mix.
     """
     subjects = sorted_subjects(train_subjects)
     if isinstance(n_val, bool) or not isinstance(n_val, (int, float, np.integer, np.floating)):
@@ -140,9 +142,21 @@ def inner_validation(
             f"folds.val_subjects = {n_val} leaves no training subject ({len(subjects)} available); lower it "
             "(folds.val_subjects: 0 trains without validation and keeps the last epoch)"
         )
-    picked = set(np.random.default_rng(seed).choice(len(subjects), size=n, replace=False).tolist())
-    val = [s for i, s in enumerate(subjects) if i in picked]
-    train = [s for i, s in enumerate(subjects) if i not in picked]
+    rng = np.random.default_rng(seed)
+    if strata is None:
+        picked = {subjects[i] for i in rng.choice(len(subjects), size=n, replace=False).tolist()}
+    else:
+        groups: dict = {}
+        for s in subjects:
+            groups.setdefault(strata[s], []).append(s)
+        keys = sorted(groups, key=str)
+        share = np.array([n * len(groups[k]) / len(subjects) for k in keys])
+        take = np.floor(share).astype(int)
+        for i in np.argsort(-(share - take), kind="stable")[: n - int(take.sum())]:
+            take[i] += 1
+        picked = {groups[k][i] for k, t in zip(keys, take, strict=True) for i in rng.choice(len(groups[k]), size=t, replace=False)}
+    val = [s for s in subjects if s in picked]
+    train = [s for s in subjects if s not in picked]
     return train, val
 
 
@@ -150,7 +164,8 @@ def fold_subjects(df: pd.DataFrame, fold: int, n_val: int | float = 1, seed: int
     """Train, val and test subjects of ``fold`` from a table with ``subject`` and ``fold`` columns.
 
     Test subjects are those whose fold is ``fold``; everyone else trains (``TRAIN_ONLY`` subjects included) and
-    the validation subjects are drawn from them. Raises :class:`LeakageError` if a subject's videos sit in
+    the validation subjects are drawn from them; where every subject is one video (datasets without subject ids)
+    and the table has a ``label`` column, stratified by class (:func:`inner_validation`). Raises :class:`LeakageError` if a subject's videos sit in
     different folds, or if the resulting split shares a subject.
     """
     for col in ("subject", "fold"):
@@ -165,6 +180,9 @@ def fold_subjects(df: pd.DataFrame, fold: int, n_val: int | float = 1, seed: int
         raise ValueError(f"fold {fold} is not a test fold of this manifest (folds: {folds})")
     test = sorted_subjects(pairs.loc[pairs["fold"] == int(fold), "subject"])
     rest = sorted_subjects(pairs.loc[pairs["fold"] != int(fold), "subject"])
-    train, val = inner_validation(rest, n_val, seed)
+    strata = None
+    if "label" in df.columns and not df["subject"].astype(str).duplicated().any():
+        strata = dict(zip(df["subject"].astype(str), df["label"], strict=True))
+    train, val = inner_validation(rest, n_val, seed, strata)
     check_no_leak(train, test, val)
     return {"train": train, "val": val, "test": test}

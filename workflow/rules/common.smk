@@ -15,7 +15,7 @@ sys.path.insert(0, SRC)
 shell.prefix("set -euo pipefail; export PYTHONPATH=" + shlex.quote(SRC) + "${{PYTHONPATH:+:$PYTHONPATH}}; ")
 
 from video_emotion.config import FINETUNE_KEYS, ConfigError, deep_merge, load_yaml, model_specs, resolve, typed
-from video_emotion.datasets import source_path
+from video_emotion.datasets import DatasetError, clip_source, source_path
 from video_emotion.io import read_parquet, unique_names
 from video_emotion.metrics import summary_lines
 
@@ -69,6 +69,15 @@ workflow.dag_settings = _settings
 
 DEMO = config["dataset"] == "demo"
 DATASET_ROOT = "resources/demo" if DEMO else config["dataset_root"]
+# Videos go through ffmpeg (the frames rule); a dataset of frame folders (DFEW, FERV39k, MAFW) goes straight to the
+# faces stage, which takes its face crops as they are unless faces.aligned is false (null: what the dataset says).
+try:
+    CLIP_SOURCE = clip_source(config["dataset"], config["dataset_options"])
+except DatasetError as err:
+    raise SystemExit(f"video-emotion: {err}") from None
+IMAGES = CLIP_SOURCE.kind == "frames"
+ALIGNED = config["faces"]["aligned"]
+FACES = {**config["faces"], "aligned": CLIP_SOURCE.aligned if ALIGNED is None else ALIGNED}
 MODELS = list(config["models"])
 MODEL_SPECS = model_specs(config)
 SEEDS = list(config["seeds"])
@@ -138,7 +147,19 @@ def _shards():
 
 
 def all_frames(wildcards):
-    return [f"results/frames/{shard}" for shard in _shards()]
+    return [] if IMAGES else [f"results/frames/{shard}" for shard in _shards()]
+
+
+def shard_frames(wildcards):
+    """The frames folder of a shard's faces job; none for a dataset of frame folders (its manifest names them)."""
+    return [] if IMAGES else f"results/frames/{wildcards.shard}"
+
+
+def faces_source(wildcards):
+    """Where a shard's faces job reads its frames: the frames stage's folder, or the dataset's frame folders."""
+    if IMAGES:
+        return "--images --frames-root " + shlex.quote(str(DATASET_ROOT))
+    return "--frames-root " + shlex.quote(f"results/frames/{wildcards.shard}")
 
 
 def all_faces(wildcards):

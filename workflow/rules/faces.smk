@@ -1,7 +1,7 @@
 rule faces:
     input:
         manifest="results/manifest.parquet",
-        frames="results/frames/{shard}",
+        frames=shard_frames,
     output:
         h5="results/faces/{shard}.h5",
         qc="results/faces/{shard}_qc.parquet",
@@ -15,9 +15,10 @@ rule faces:
     resources:
         gpu=faces_gpus,
     params:
-        faces=as_json(config["faces"]),
+        faces=as_json(FACES),
+        source=faces_source,
     shell:
-        "python -m video_emotion --gpus {resources.gpu} faces --manifest {input.manifest:q} --shard {wildcards.shard} --frames-root {input.frames:q}"
+        "python -m video_emotion --gpus {resources.gpu} faces --manifest {input.manifest:q} --shard {wildcards.shard} {params.source}"
         " --out {output.h5:q} --qc {output.qc:q} --params {params.faces:q} > {log:q} 2>&1"
 
 

@@ -22,14 +22,15 @@ from types import ModuleType
 
 import pandas as pd
 
-from video_emotion.datasets import crema_d, csv_list, enterface05, ravdess
+from video_emotion.datasets import crema_d, csv_list, dfew, enterface05, ferv39k, mafw, ravdess
 from video_emotion.datasets.common import KEEP_DEFECTS, DatasetError, Defect, source_path
+from video_emotion.datasets.wild import VIDEO, Source
 from video_emotion.io import safe_name
 from video_emotion.labels import CANONICAL
 from video_emotion.splits import assign_folds, sorted_subjects, subject_key
 
 __all__ = ["ADAPTERS", "REJECTED_COLUMNS", "DatasetError", "add_folds", "add_shards", "build_manifest",
-           "not_videos_line", "source_path", "summarize"]
+           "clip_source", "not_videos_line", "source_path", "summarize"]
 
 # `demo` is generated in eNTERFACE'05's layout and read by the same adapter.
 ADAPTERS: dict[str, ModuleType] = {
@@ -38,6 +39,9 @@ ADAPTERS: dict[str, ModuleType] = {
     "ravdess": ravdess,
     "crema_d": crema_d,
     "csv": csv_list,
+    "dfew": dfew,
+    "ferv39k": ferv39k,
+    "mafw": mafw,
 }
 BASE_COLUMNS = ["video_id", "path", "subject", "label"]
 REJECTED_COLUMNS = ["path", "reason", "source"]
@@ -115,6 +119,15 @@ def build_manifest(
     return manifest[BASE_COLUMNS + extras], rejected_df, skipped
 
 
+def clip_source(dataset: str, options: dict | None = None) -> Source:
+    """What the dataset's clips are, as configured: videos (the frames stage decodes them), or folders of frames
+    (read as they are by the faces stage), and whether those frames are already aligned face crops."""
+    adapter = ADAPTERS.get(dataset)
+    if adapter is None or not hasattr(adapter, "source"):
+        return Source(VIDEO, False, "")
+    return adapter.source({**adapter.OPTIONS, **(options or {})})
+
+
 def mark_defects(rows: list[dict], defects: Sequence[Defect], keep: bool) -> tuple[list[dict], list[dict]]:
     """Rows with a ``defect`` column (the problem of a documented defect, else empty) and the rejections: every
     documented defect, with its reason and source, unless ``keep``."""
@@ -163,9 +176,16 @@ def unique_ids(ids: pd.Series) -> list[str]:
 def add_folds(manifest: pd.DataFrame, folds_cfg: dict) -> pd.DataFrame:
     """The manifest with an int ``fold`` column: the test fold of each video's subject (-1: never tested).
 
-    ``folds_cfg`` is the config's ``folds`` section: scheme (kfold), k (5), seed (0), fixed (None).
+    ``folds_cfg`` is the config's ``folds`` section: scheme (kfold), k (5), seed (0), fixed (None). Scheme
+    ``official`` takes the folds of the dataset's official split files (the manifest's ``official_fold``).
     """
     cfg = {"scheme": "kfold", "k": 5, "seed": 0, "fixed": None, **(folds_cfg or {})}
+    if cfg["scheme"] == "official":
+        if "official_fold" not in manifest:
+            official = ", ".join(name for name, a in ADAPTERS.items() if hasattr(a, "source"))
+            raise DatasetError(f"folds.scheme official takes the folds of a dataset's official split files ({official});"
+                               " this manifest has none: use kfold, loso or fixed")
+        return manifest.assign(fold=manifest["official_fold"].astype(int))
     folds = assign_folds(manifest["subject"], cfg["scheme"], k=cfg["k"], seed=cfg["seed"], fixed=cfg["fixed"])
     return manifest.assign(fold=manifest["subject"].astype(str).map(folds).astype(int))
 
@@ -176,12 +196,15 @@ def add_shards(manifest: pd.DataFrame, min_videos: int = 1) -> pd.DataFrame:
     Whole subjects, in subject order, are packed into a shard until it holds at least ``min_videos`` videos (the
     last may hold fewer). A shard of one subject is named after it (file-safe), one of several ``<first>-<last>``.
     """
-    counts = manifest["subject"].astype(str).value_counts()
+    counts = manifest["subject"].astype(str).value_counts().to_dict()
     groups: list[list[str]] = [[]]
-    for subject in sorted_subjects(counts.index):
-        if sum(counts[s] for s in groups[-1]) >= min_videos:
+    size = 0
+    for subject in sorted_subjects(counts):
+        if size >= min_videos:
             groups.append([])
+            size = 0
         groups[-1].append(subject)
+        size += counts[subject]
     names = {s: safe_name(g[0]) if len(g) == 1 else f"{safe_name(g[0])}-{safe_name(g[-1])}" for g in groups for s in g}
     return manifest.assign(shard=manifest["subject"].astype(str).map(names))
 

@@ -4,6 +4,9 @@
 frames wait only in a short lookahead buffer (``max_gap + 1 + smooth`` frames, plus one chunk of ``batch_size``
 frames for a batched backend). :func:`process_shard`
 runs it over the frames folders of one shard and writes the HDF5 file, the QC table and a montage.
+
+Frames that are already aligned face crops (the in-the-wild datasets' face frames; ``aligned``) are taken as they
+are: resized to ``crop_size``, with no detection and no landmarks (NaN), into the same files.
 """
 
 from __future__ import annotations
@@ -22,11 +25,14 @@ import numpy as np
 from video_emotion.faces.align import TEMPLATE, align_face
 from video_emotion.faces.backends import make_backend
 from video_emotion.faces.track import ChunkTracker, FaceTracker, LandmarkFilter
+from video_emotion.frames import IMAGE_SUFFIXES, read_images
 from video_emotion.io import atomic_path, read_json, write_parquet
 
 log = logging.getLogger(__name__)
 
 DEFAULTS = {
+    "aligned": None,              # the frames are face crops already: resized, not detected (None: the dataset's;
+                                  # outside the workflow, false)
     "backend": "auto",            # auto | face_alignment | dlib
     "device": "cpu",
     "crop_size": 112,             # as in the paper (the demo uses 64)
@@ -193,13 +199,17 @@ class FacePipeline:
                           self.backend.name, self.stats)
 
 
-def read_frames(frames_dir: Path) -> Iterator[np.ndarray]:
-    """The RGB frames ``000001.jpg ...`` of a frames folder, one at a time."""
-    for path in sorted(frames_dir.glob("*.jpg")):
-        image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-        if image is None:
-            raise OSError(f"{path}: unreadable image; delete {frames_dir} and rerun the frames stage")
-        yield cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+ALIGNED = "aligned"  # the backend name of frames taken as aligned faces
+
+
+def aligned_faces(frames: Iterable[np.ndarray], size: int) -> Iterator[FaceFrame]:
+    """Frames that are face crops already, as the pipeline's rows: each resized to ``size`` (area averaging), the
+    whole frame its box, no landmarks (NaN), counted as found."""
+    nan = np.full((68, 2), np.nan, np.float32)
+    for frame in frames:
+        h, w = frame.shape[:2]
+        crop = frame if (h, w) == (size, size) else cv2.resize(frame, (size, size), interpolation=cv2.INTER_AREA)
+        yield FaceFrame(crop, nan, nan, np.array([0, 0, w, h], np.float32), 1.0, True, False, 1, 0)
 
 
 class _GroupWriter:
@@ -282,11 +292,14 @@ def source_ratio(meta: dict) -> float:
 
 
 def process_shard(items: list[tuple[str, str | Path]], out_h5: str | Path, out_qc: str | Path,
-                  params: dict | None = None, progress: bool = True):
+                  params: dict | None = None, progress: bool = True, images: bool = False):
     """Faces of every ``(video_id, frames_dir)`` of a shard into ``out_h5`` (one group per accepted video), the
     QC table ``out_qc`` (one row per video, rejected ones with their reason).
 
-    Returns the QC DataFrame. Every file appears atomically; a bad video is recorded, never fatal.
+    ``frames_dir`` is the frames stage's folder of a video (``meta.json`` beside its frames) or, with ``images``, a
+    dataset's own folder of frames (JPEG or PNG, in the order of the numbers in their names). With
+    ``params["aligned"]`` the frames are face crops already: resized to ``crop_size``, no detector is loaded.
+    Returns the QC DataFrame. Every file appears atomically; a bad video (or frame) is recorded, never fatal.
     """
     import h5py
     import pandas as pd
@@ -294,41 +307,60 @@ def process_shard(items: list[tuple[str, str | Path]], out_h5: str | Path, out_q
 
     from video_emotion import __version__
 
-    pipeline = FacePipeline(params)
-    p, backend = pipeline.params, pipeline.backend.name
+    aligned = bool((params or {}).get("aligned"))
+    pipeline = None if aligned else FacePipeline(params)
+    p = {**DEFAULTS, **(params or {})} if aligned else pipeline.params
+    backend = ALIGNED if aligned else pipeline.backend.name
+    versions = {} if aligned else pipeline.backend.versions
     rows = []
     out_h5 = Path(out_h5)
     with atomic_path(out_h5) as tmp, h5py.File(tmp, "w") as h5:
         h5.attrs.update(backend=backend, crop_size=p["crop_size"], margin=p["margin"],
                         template=json.dumps(TEMPLATE.tolist()), params=json.dumps(p, sort_keys=True),
-                        versions=json.dumps({"video_emotion": __version__, **pipeline.backend.versions}))
+                        versions=json.dumps({"video_emotion": __version__, **versions}))
         for video_id, frames_dir in tqdm(items, desc=f"faces {out_h5.stem}", disable=not progress):
             frames_dir = Path(frames_dir)
-            meta_path = frames_dir / "meta.json"
-            if not meta_path.is_file():
-                rows.append(_reject_row(video_id, backend, f"{meta_path} is missing; rerun the frames stage"))
-                continue
-            meta = read_json(meta_path)
-            if meta.get("status") != "ok":
-                rows.append(_reject_row(video_id, backend, f"frames: {meta.get('reason', 'rejected')}"))
-                continue
+            if images:
+                ratio = 1.0
+                if not frames_dir.is_dir():
+                    rows.append(_reject_row(video_id, backend, f"frame folder {frames_dir} is missing"))
+                    continue
+            else:
+                meta_path = frames_dir / "meta.json"
+                if not meta_path.is_file():
+                    rows.append(_reject_row(video_id, backend, f"{meta_path} is missing; rerun the frames stage"))
+                    continue
+                meta = read_json(meta_path)
+                if meta.get("status") != "ok":
+                    rows.append(_reject_row(video_id, backend, f"frames: {meta.get('reason', 'rejected')}"))
+                    continue
+                ratio = source_ratio(meta)
             group = h5.create_group(video_id)
             writer = _GroupWriter(group, p["crop_size"])
             try:
-                for row in pipeline.iter_process(read_frames(frames_dir), source_ratio(meta)):
+                if aligned:
+                    faces = aligned_faces(read_images(frames_dir, p["crop_size"]), p["crop_size"])
+                else:
+                    faces = pipeline.iter_process(read_images(frames_dir), ratio)
+                for row in faces:
                     writer.add(row)
                 writer.flush()
             except OSError as err:
                 del h5[video_id]
-                rows.append(_reject_row(video_id, backend, str(err)))
+                fix = "" if images else f"; delete {frames_dir} and rerun the frames stage"
+                rows.append(_reject_row(video_id, backend, f"{err}{fix}"))
+                continue
+            if writer.n == 0 and images:
+                del h5[video_id]
+                rows.append(_reject_row(video_id, backend, f"no frames ({', '.join(IMAGE_SUFFIXES)}) in {frames_dir}"))
                 continue
             detected, n = writer.detected, writer.n
             rate = float(detected.mean()) if n else 0.0
-            figures = {"mean_score": float(writer.scores[detected].mean()) if detected.any() else 0.0,
+            figures = {**QC_DEFAULTS, "mean_score": float(writer.scores[detected].mean()) if detected.any() else 0.0,
                        "max_gap": longest_run(~detected),
                        "max_faces": int(max(writer.small["n_faces"], default=0)),
                        "outside_rate": float(np.mean(np.asarray(writer.small["outside"]) > 0)) if n else 0.0,
-                       **pipeline.stats}
+                       **(pipeline.stats if pipeline else {})}
             if n == 0 or rate < p["min_detection_rate"]:
                 del h5[video_id]
                 rows.append(_reject_row(video_id, backend, f"face found in {rate:.0%} of {n} frames (minimum "

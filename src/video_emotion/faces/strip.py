@@ -55,6 +55,7 @@ def draw_strip(faces_h5: str | Path, video_id: str, out_png: str | Path, n: int 
         rate = float(g.attrs.get("detection_rate", detected.mean() if t else 0.0))
         backend = str(h5.attrs.get("backend", ""))
     state = np.where(keyframe, 3, np.where(detected, 2, np.where(has_face, 1, 0)))  # index into STATES
+    given = backend == "aligned"  # face crops taken as they are: no detection, no landmarks
     cols = max(1, len(picks))
     fig = plt.figure(figsize=(max(6.0, 1.25 * cols), 2.2), dpi=110)
     grid = fig.add_gridspec(2, cols, height_ratios=[5, 1], hspace=0.3, wspace=0.06)
@@ -67,7 +68,8 @@ def draw_strip(faces_h5: str | Path, video_id: str, out_png: str | Path, n: int 
         else:
             ax.text(0.5, 0.5, "no face", color=NONE, ha="center", va="center", transform=ax.transAxes, fontsize=7)
         when = f"{i / fps:.1f}s" if fps else f"#{i + 1}"
-        ax.set_title(f"{when} {name}" + (" cut" if outside[i] else ""), fontsize=6, color=colour, pad=2)
+        ax.set_title(f"{when} {'given' if given else name}" + (" cut" if outside[i] else ""), fontsize=6, color=colour,
+                     pad=2)
         ax.set_xticks([])
         ax.set_yticks([])
         for spine in ax.spines.values():
@@ -83,9 +85,13 @@ def draw_strip(faces_h5: str | Path, video_id: str, out_png: str | Path, n: int 
     bar.set_yticks([])
     bar.set_xlim(0, max(t, 1))
     bar.tick_params(labelsize=6)
-    bar.set_xlabel(f"frame (green det: detector, blue trk: tracked, orange int: interpolated/held, red: none; "
-                   f"black line: faces seen, max {int(n_faces.max(initial=0))}; white: shown above)", fontsize=6)
-    fig.suptitle(f"{video_id}: face detected in {rate:.0%} of {t} frames ({backend})", fontsize=8, y=0.99)
+    if given:
+        bar.set_xlabel("frame (blue: the dataset's aligned face crop, taken as given; white: shown above)", fontsize=6)
+        fig.suptitle(f"{video_id}: {t} aligned face frames, as given (no detection)", fontsize=8, y=0.99)
+    else:
+        bar.set_xlabel(f"frame (green det: detector, blue trk: tracked, orange int: interpolated/held, red: none; "
+                       f"black line: faces seen, max {int(n_faces.max(initial=0))}; white: shown above)", fontsize=6)
+        fig.suptitle(f"{video_id}: face detected in {rate:.0%} of {t} frames ({backend})", fontsize=8, y=0.99)
     out_png = Path(out_png)
     out_png.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(out_png) as tmp:

@@ -484,8 +484,12 @@ def test_published_figures_sit_beside_ours_marked_and_never_mixed(wild):
     assert "MAE-DFER" not in models and "42.74" not in models
     assert "MAE-DFER" not in page.replace(section, "")
     assert "UAR, mean ± std over the 5 official folds" in models
+    # The same table as its own file, for Snakemake's report.
+    assert _rows((wild["out"] / "published.html").read_text()) == rows
 
 
 def test_without_published_figures_there_is_no_published_table(report):
     out, _ = report
     assert "published" not in (out / "index.html").read_text().lower()
+    rows = _rows((out / "published.html").read_text())  # the declared file: this run's rows only
+    assert [(r[0], r[1]) for r in rows] == [("this run", m) for m in MODELS]

@@ -775,10 +775,11 @@ def build_report(out_dir: str | Path = "results/report", *, metrics=(), historie
     claims_html = _html_table(comparisons_table(claims(tables["comparisons"], reference), no_subject_ids),
                               "One model evaluated: no paired comparison.")
     published = params.get("published") or []
+    table, text = published_table(tables["summary"], models, published)
+    published_html = f"<p>{html.escape(text)}</p>" + _html_table(table, "No metrics yet.", classes="table wrap")
     html_tables = {"Models: pooled over all test videos (%)": headline_html}
     if published:
-        table, text = published_table(tables["summary"], models, published)
-        html_tables[PUBLISHED_TITLE] = f"<p>{html.escape(text)}</p>" + _html_table(table, classes="table wrap")
+        html_tables[PUBLISHED_TITLE] = published_html
     claims_title = f"The paper's claims: {reference} against each model (same test videos)"
     html_tables |= {claims_title: claims_html,
                    "Each model: architecture, size, initialisation and own settings": _html_table(
@@ -804,8 +805,9 @@ def build_report(out_dir: str | Path = "results/report", *, metrics=(), historie
         rejected_table[columns] if {"path", "reason"} <= set(columns) else pd.DataFrame(),
         "None." if given else "Not given (results/manifest_rejected.parquet).")
 
-    for name, body in (("headline.html", headline_html), ("comparisons.html", comparisons_html)):
-        title = "Models" if name == "headline.html" else "Paired comparisons"
+    for name, title, body in (("headline.html", "Models", headline_html),
+                              ("comparisons.html", "Paired comparisons", comparisons_html),
+                              ("published.html", PUBLISHED_TITLE, published_html)):
         written.append(_write_text(out_dir / name, _page(title, [body])))
     given = {Path(c).name: Path(c) for c in captions or []}
     sections = [(name, caption_text(given[rst]) if rst in given else "") for name, rst in FIGURES.items()]

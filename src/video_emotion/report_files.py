@@ -15,4 +15,5 @@ FIGURES = {
     "face_strips.png": "face_strips.rst",
 }
 # The metric tables as HTML files, for Snakemake's report -> their caption files.
-TABLE_FILES = {"headline.html": "headline_table.rst", "comparisons.html": "comparisons_table.rst"}
+TABLE_FILES = {"headline.html": "headline_table.rst", "comparisons.html": "comparisons_table.rst",
+               "published.html": "published_table.rst"}

@@ -1,13 +1,17 @@
 """Training speed of the models a run trains: forward + backward + AdamW clips/s and the share of the machine's
 matmul rate, one torch thread per process (as the rules run jobs side by side on a CPU).
 
-    python benchmarks/models.py                   # the demo's model, then every model of the enterface05 preset
+    python benchmarks/models.py                   # the demo's model, every model of the enterface05 preset, then the
+                                                  # video-pretrained baselines at their published size
     python benchmarks/models.py --quick           # the demo's model and the preset's res_att only
+    python benchmarks/models.py --only published  # one group: demo, enterface05 or published
     python benchmarks/models.py --threads 2       # another thread count (said in the output)
     python benchmarks/models.py --channels-last   # channels_last_3d, as on CUDA (on the CPU training runs plain)
 
 The models and their keyword arguments are the resolved configs of the demo and the enterface05 preset
-(the paper's setup, e.g. res_att at width 64 with [3, 4, 6, 3] blocks), so the figures follow the configs. FLOPs
+(the paper's setup, e.g. res_att at width 64 with [3, 4, 6, 3] blocks), so the figures follow the configs; the
+video-pretrained baselines (r3d_18, mc3_18, r2plus1d_18 on 16x112x112, p3d199 and res_att on its trunk on 16x160x160,
+the size of their published weights) follow. FLOPs
 per step are counted with FlopCounterMode on the meta device (2 per multiply-add, backward included, the
 optimizer's update not). The reference is the best of 5 square fp32 matmuls (1024 x 1024) with the same threads,
 taken just before and just after each model; the share is against their mean, and both are printed, so a load
@@ -31,7 +35,7 @@ from bench import Table, matmul_gflops, resolved_config  # noqa: E402
 
 from video_emotion.models import create_model, optimize_for_device  # noqa: E402
 from video_emotion.models.device import uses_channels_last  # noqa: E402
-from video_emotion.models.table import count_flops  # noqa: E402
+from video_emotion.models.table import PUBLISHED_CLIPS, count_flops  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 NUM_CLASSES = 6
@@ -48,6 +52,10 @@ def configured_models(quick: bool) -> list[tuple[str, str, dict, int, tuple[int,
         names = ["res_att"] if quick and label == "enterface05" else config["models"]
         rows += [(label, config["specs"][m]["arch"], config["specs"][m]["kwargs"], batch, (clip_len, size, size))
                  for m in names]
+    if not quick:  # the video-pretrained baselines as their files have them
+        rows += [("published", name, kwargs, 2, PUBLISHED_CLIPS.get(kwargs.get("trunk", name), (16, 112, 112)))
+                 for name, kwargs in (("r3d_18", {}), ("mc3_18", {}), ("r2plus1d_18", {}), ("p3d199", {}),
+                                      ("res_att", {"trunk": "p3d199"}))]
     return rows
 
 
@@ -98,6 +106,7 @@ def step_rate(name: str, kwargs: dict, batch: int, clip, device: torch.device, *
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="the demo model and the preset's res_att only")
+    parser.add_argument("--only", choices=("demo", "enterface05", "published"), help="one group of models only")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1: one per process)")
     parser.add_argument("--seconds", type=float, default=5.0, help="time each model at least this long")
     parser.add_argument("--channels-last", action="store_true",
@@ -110,6 +119,8 @@ def main() -> None:
                             "matmuls, same threads, before and after each model; rates per CPU second of this "
                             "process (the machine is shared), wall rates in the notes")
     for label, name, kwargs, batch, clip in configured_models(args.quick):
+        if args.only and label != args.only:
+            continue
         before = matmul_gflops()
         rate = step_rate(name, kwargs, batch, clip, device, min_seconds=args.seconds,
                          channels_last=args.channels_last or None)
@@ -125,6 +136,7 @@ def main() -> None:
             table.row(f"{label} {name} clips/s", clips_s, f">= {DEMO_LIMIT:.1f}", ok=clips_s >= DEMO_LIMIT, note=note)
             table.row(f"{label} {name} share of matmul", share)
         else:
+            name += "".join(f" ({k} {v})" for k, v in kwargs.items()) if label == "published" else ""
             table.row(f"{label} {name} clips/s", clips_s, note=note)
             table.row(f"{label} {name} share of matmul", share, f">= {SHARE_LIMIT}", ok=share >= SHARE_LIMIT)
         print(table.rows[-2].name, table.rows[-2].measured, table.rows[-1].measured, note, flush=True)

@@ -145,15 +145,20 @@ def test_a_wrong_type_is_refused_by_resolve() -> None:
 
 
 def test_architecture_keywords_match_the_model_classes() -> None:
+    from video_emotion.config import VIDEO_RESNETS
     from video_emotion.models.c3d import C3D
     from video_emotion.models.p3d import P3DNet
+    from video_emotion.models.p3d199 import P3D199
+    from video_emotion.models.video_resnet import VideoResNet
 
     def keywords(cls) -> set[str]:
         return {n for n, p in inspect.signature(cls.__init__).parameters.items()
                 if p.kind == p.KEYWORD_ONLY}
 
     assert ARCH_KWARGS["c3d"] == keywords(C3D)
-    assert ARCH_KWARGS["res_att"] == keywords(P3DNet)
+    assert ARCH_KWARGS["res_att"] == keywords(P3DNet) | {"trunk"}
+    assert ARCH_KWARGS["p3d199"] == keywords(P3D199) and ARCH_KWARGS["p3d199"] < ARCH_KWARGS["res_att"]
+    assert all(ARCH_KWARGS[arch] == keywords(VideoResNet) for arch in VIDEO_RESNETS)
 
 
 def test_library_defaults_match_the_schema() -> None:

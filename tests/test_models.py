@@ -17,18 +17,24 @@ from video_emotion.models.explain import attention_map
 NUM_CLASSES = 6
 SMALL = {"width": 4, "layers": (1, 1, 1, 1), "heads": 2}
 SMALL_C3D = {"width": 4, "fc_dim": 32}
+SMALL_VIDEO = {"width": 4, "layers": (1, 1, 1, 1)}  # r3d_18, mc3_18, r2plus1d_18 (tests/test_video_models.py: real size)
 CLIP_SIZES = [(8, 64, 64), (4, 32, 32), (16, 40, 48), (16, 112, 112)]
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
+def small_kwargs(name: str) -> dict:
+    return SMALL_C3D if name == "c3d" else SMALL_VIDEO if name in ("r3d_18", "mc3_18", "r2plus1d_18") else SMALL
+
+
 def small_model(name: str, **kw) -> torch.nn.Module:
     torch.manual_seed(0)
-    return create_model(name, NUM_CLASSES, **{**(SMALL_C3D if name == "c3d" else SMALL), **kw})
+    return create_model(name, NUM_CLASSES, **{**small_kwargs(name), **kw})
 
 
 def test_registry_names_and_unknown_name():
-    assert set(list_models()) == {"c3d", "p3d", "p3d_sa", "p3d_mhsa", "res_att", "res_att2"}
+    assert set(list_models()) == {"c3d", "p3d", "p3d_sa", "p3d_mhsa", "res_att", "res_att2", "p3d199", "r3d_18",
+                                  "mc3_18", "r2plus1d_18"}
     with pytest.raises(ValueError, match="unknown model"):
         create_model("resnet9000", NUM_CLASSES)
     with pytest.raises(ValueError, match="sa_stages"):
@@ -83,7 +89,7 @@ def test_state_dict_round_trips_weights_only(name):
     buf.seek(0)
     ckpt = torch.load(buf, weights_only=True)
     torch.manual_seed(123)  # a differently initialised twin
-    twin = create_model(name, NUM_CLASSES, **(SMALL_C3D if name == "c3d" else SMALL)).eval()
+    twin = create_model(name, NUM_CLASSES, **small_kwargs(name)).eval()
     x = torch.randn(1, 3, 8, 32, 32)
     assert not torch.equal(twin(x), model(x))
     twin.load_state_dict(ckpt["model"])

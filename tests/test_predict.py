@@ -139,8 +139,8 @@ def test_clips_are_the_training_crops(demo, checkpoint, tmp_path, monkeypatch):
 
     seen = []
     score = predict_module._score
-    monkeypatch.setattr(predict_module, "_score", lambda model, clips, dev: seen.extend(clips) or
-                        score(model, clips, dev))
+    monkeypatch.setattr(predict_module, "_score", lambda model, clips, dev, norm: seen.extend(clips) or
+                        score(model, clips, dev, norm))
     predict(video, checkpoint, tmp_path / "out", stride=4)
     assert len(seen) == 4 and len(stage) == 20
     for start, clip in zip(window_starts(20, CLIP, 4), seen, strict=True):
@@ -149,6 +149,30 @@ def test_clips_are_the_training_crops(demo, checkpoint, tmp_path, monkeypatch):
         other = np.abs(clip.astype(np.float32) - stage[shifted:shifted + CLIP]).mean()
         assert same < 6, f"window {start}: crops differ by {same:.1f} grey levels from the faces stage's"
         assert same < other
+
+
+def test_clips_are_normalised_by_the_checkpoints_input_convention(demo, checkpoint, tmp_path, monkeypatch):
+    """A model fine-tuned from C3D's Sports-1M weights sees 0-255 BGR minus their mean, as in training."""
+    from video_emotion.clips import InputNorm
+    from video_emotion.models.pretrained import INPUT_NORMS
+
+    c3d = INPUT_NORMS["c3d"]
+    ckpt = torch.load(checkpoint, weights_only=True)
+    path = tmp_path / "c3d_norm.pt"
+    torch.save({**ckpt, "input_norm": c3d.as_dict()}, path)
+    seen = []
+    original = predict_module.normalize_clip
+    monkeypatch.setattr(predict_module, "normalize_clip", lambda x, norm=None: seen.append((x, InputNorm.of(norm)))
+                        or original(x, norm=norm))
+    ours = predict(demo[0], path, tmp_path / "c3d")
+    assert seen and all(norm == c3d for _, norm in seen)
+    model = create_model("res_att", len(EMOTIONS), **TINY).eval()
+    model.load_state_dict(ckpt["model"])
+    with torch.no_grad():
+        expected = torch.cat([model(original(x, norm=c3d)).softmax(-1) for x, _ in seen]).numpy()
+    np.testing.assert_allclose(ours[[f"p_{c}" for c in EMOTIONS]].to_numpy(), expected, rtol=1e-4, atol=1e-6)
+    default = predict(demo[0], checkpoint, tmp_path / "default")  # the same model with the default convention
+    assert not np.allclose(default[[f"p_{c}" for c in EMOTIONS]].to_numpy(), expected, atol=1e-3)
 
 
 @pytest.mark.slow

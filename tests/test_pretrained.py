@@ -462,3 +462,104 @@ def test_frozen_then_thawed_stages_stay_in_step_across_ddp_ranks(cache, pretrain
     # step, as with any DDP run: rank 0's are the ones saved).
     assert all(torch.equal(ranks[0][k], ranks[1][k]) for k in ranks[0] if "running_" not in k)
     assert not torch.equal(start["stem.conv.weight"], ranks[0]["stem.conv.weight"])  # thawed after epoch 1
+
+
+# ---- the input convention of each init ---------------------------------------------------------------------------
+
+
+def test_every_init_kind_brings_its_input_convention(tmp_path):
+    from test_video_models import torchvision_video_state_dict
+
+    from video_emotion.clips import InputNorm
+    from video_emotion.models.pretrained import C3D_KEYS, INPUT_NORMS
+
+    kinetics, imagenet, sports1m = (INPUT_NORMS[k].as_dict() for k in ("torchvision_video", "p3d199", "c3d"))
+    assert kinetics["mean"] == [0.43216, 0.394666, 0.37645] and kinetics["std"] == [0.22803, 0.22145, 0.216989]
+    assert imagenet == INPUT_NORMS["resnet2d"].as_dict() and imagenet["mean"] == [0.485, 0.456, 0.406]
+    assert sports1m == {"mean": [90.25, 97.66, 101.41], "std": [1.0, 1.0, 1.0], "scale": 255.0, "order": "BGR"}
+
+    def load(model, kind, sd, **init):
+        path = tmp_path / f"{kind}.pth"
+        torch.save(sd, path)
+        return load_init(model, {"kind": kind, "path": str(path), **init}, classes=list(EMOTIONS))
+
+    r3d = create_model("r3d_18", 400)
+    assert load(r3d, "torchvision_video", torchvision_video_state_dict("r3d_18"))["input_norm"] == kinetics
+    tiny = create_model("p3d199", 6, width=4, layers=(1, 1, 1, 1))
+    assert load(tiny, "p3d199", {"state_dict": tiny.state_dict()})["input_norm"] == imagenet
+    p3d = create_model("p3d", 6, block="basic", layers=(2, 2, 2, 2))
+    assert load(p3d, "resnet2d", resnet_state_dict("resnet18"))["input_norm"] == imagenet
+    c3d = create_model("c3d", 6, width=4, fc_dim=32)
+    to_file = {v: k for k, v in C3D_KEYS.items()}
+    pickle = {f"{to_file[k.rsplit('.', 1)[0]]}.{k.rsplit('.', 1)[1]}": v for k, v in c3d.state_dict().items()}
+    report = load(c3d, "c3d", pickle)
+    assert report["input_norm"] == sports1m and "BGR [0, 255], mean (90.25, 97.66, 101.41)" in summary(report)
+    # A plain state dict: the default, unless the init says; a checkpoint of this pipeline: its own.
+    small = create_model("res_att", 6, **TINY)
+    assert load(small, "state_dict", small.state_dict())["input_norm"] == InputNorm().as_dict()
+    assert load(small, "state_dict", small.state_dict(), input_norm=kinetics)["input_norm"] == kinetics
+    ckpt = {"model": small.state_dict(), "classes": list(EMOTIONS), "input_norm": sports1m}
+    assert load(small, "checkpoint", ckpt)["input_norm"] == sports1m
+    assert load(small, "checkpoint", {**ckpt, "input_norm": None})["input_norm"] == InputNorm().as_dict()
+
+
+def test_normalize_clip_follows_the_convention():
+    from video_emotion.clips import MEAN, STD, InputNorm, normalize_clip
+    from video_emotion.models.pretrained import INPUT_NORMS
+
+    frames = torch.randint(0, 256, (2, 3, 4, 4, 3), dtype=torch.uint8)  # RGB
+    raw = frames.permute(0, 4, 1, 2, 3).double()
+    c3d = INPUT_NORMS["c3d"]  # 0-255 BGR minus the Sports-1M mean
+    expected = raw.flip(1) - torch.tensor(c3d.mean, dtype=torch.float64).view(1, 3, 1, 1, 1)
+    torch.testing.assert_close(normalize_clip(frames, norm=c3d).double(), expected, rtol=0, atol=1e-4)
+    kin = INPUT_NORMS["torchvision_video"]
+    mean, std = (torch.tensor(v, dtype=torch.float64).view(1, 3, 1, 1, 1) for v in (kin.mean, kin.std))
+    torch.testing.assert_close(normalize_clip(frames, norm=kin.as_dict()).double(), (raw / 255 - mean) / std,
+                               rtol=0, atol=1e-5)
+    # The default is the old normalisation, bit for bit, jitter included.
+    gain, bias = torch.tensor([1.1, 0.9], dtype=torch.float64), torch.tensor([0.3, -0.2], dtype=torch.float64)
+    assert torch.equal(normalize_clip(frames, gain, bias), normalize_clip(frames, gain, bias, InputNorm()))
+    assert InputNorm() == InputNorm(MEAN, STD, 1, "RGB")
+    # A jitter is the same brightness change in every convention: bias (in default-std units) * 0.225 of [0, 1].
+    brighter = normalize_clip(frames, 1.0, torch.tensor([0.2, 0.2], dtype=torch.float64), c3d)
+    torch.testing.assert_close((brighter - normalize_clip(frames, norm=c3d)).double(),
+                               torch.full_like(expected, 0.2 * STD[0] * 255), rtol=0, atol=1e-3)
+    with pytest.raises(ValueError, match="scale 1 or 255"):
+        InputNorm(scale=2)
+
+
+def test_the_init_convention_is_applied_in_training_and_evaluation_and_kept(cache, tmp_path, monkeypatch, caplog):
+    import video_emotion.inference as inference
+    from video_emotion.clips import InputNorm
+    from video_emotion.evaluate import evaluate
+    from video_emotion.io import read_parquet_metadata
+    from video_emotion.models.pretrained import INPUT_NORMS
+    from video_emotion.train import train
+
+    seen = []
+    original = inference.normalize_clip
+    monkeypatch.setattr(inference, "normalize_clip", lambda *a: seen.append(InputNorm.of(a[3])) or original(*a))
+    kw = {"width": 4, "layers": [1, 1, 1, 1]}
+    torch.manual_seed(1)
+    path = tmp_path / "r3d_18-b3b3357e.pth"  # torchvision's layout, at this test's size
+    torch.save(create_model("r3d_18", 400, **kw).state_dict(), path)
+    params = {**_params({"kind": "torchvision_video", "path": str(path)}), "arch": "r3d_18", "model_kwargs": kw}
+    out = tmp_path / "r3d"
+    train(cache, "r3d_18_k400", 1, out, params)
+    kinetics = INPUT_NORMS["torchvision_video"]
+    assert seen and set(seen) == {kinetics}  # every training and validation batch
+    best, last = (torch.load(out / n, weights_only=True) for n in ("best.pt", "last.pt"))
+    assert best["input_norm"] == last["input_norm"] == kinetics.as_dict() == last["fingerprint"]["input_norm"]
+    assert read_parquet_metadata(out / "history.parquet")["input_norm"] == kinetics.describe()
+    seen.clear()
+    evaluate(cache, out / "best.pt", 1, tmp_path / "pred" / "predictions.parquet", {"clips_per_video": 1})
+    assert seen and set(seen) == {kinetics}
+    # The same weights read as a plain state dict (the default convention): the run trains afresh.
+    with caplog.at_level("INFO"):
+        train(cache, "r3d_18_k400", 1, out, {**params, "init": {"kind": "state_dict", "path": str(path)}})
+    assert "set aside" in caplog.text and "input_norm" in caplog.text
+    assert torch.load(out / "best.pt", weights_only=True)["input_norm"] == InputNorm().as_dict()
+    # From scratch: the default, and the fingerprint of a run from scratch is what it was.
+    train(cache, "r3d_18", 1, tmp_path / "scratch", {**params, "init": None})
+    scratch = torch.load(tmp_path / "scratch" / "last.pt", weights_only=True)
+    assert scratch["input_norm"] == InputNorm().as_dict() and "input_norm" not in scratch["fingerprint"]

@@ -65,7 +65,7 @@ def compute_attention(cache_h5: str | os.PathLike, checkpoints, out_path: str | 
         data = ClipDataset(cache_h5, videos["video_id"].tolist(), clip_len=int(ckpt["clip_len"]))
         for i, video_id in enumerate(data.index["video_id"]):
             frames = data.read(i, data.clip_start(i))
-            clip = normalize_clip(frames).unsqueeze(0).to(device)
+            clip = normalize_clip(frames, norm=ckpt.get("input_norm")).unsqueeze(0).to(device)
             with torch.no_grad():
                 pred = int(model(clip).argmax(1))
             heat = attention_map(model, clip, normalise=False)

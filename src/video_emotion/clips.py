@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import h5py
@@ -26,6 +27,42 @@ MEAN = (0.45, 0.45, 0.45)
 STD = (0.225, 0.225, 0.225)
 
 
+@dataclass(frozen=True)
+class InputNorm:
+    """A model's input convention: pixels in [0, ``scale``] (1 or 255), channels in ``order`` (RGB or BGR), minus
+    ``mean``, divided by ``std`` (both per channel, in ``order`` and in units of ``scale``). Weights carry the one
+    they were trained with (``models.pretrained.INPUT_NORMS``); models from scratch use the default (MEAN, STD)."""
+
+    mean: tuple[float, float, float] = MEAN
+    std: tuple[float, float, float] = STD
+    scale: float = 1.0
+    order: str = "RGB"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "mean", tuple(float(v) for v in self.mean))
+        object.__setattr__(self, "std", tuple(float(v) for v in self.std))
+        object.__setattr__(self, "scale", float(self.scale))
+        if len(self.mean) != 3 or len(self.std) != 3 or min(self.std) <= 0 or self.scale not in (1.0, 255.0) \
+                or self.order not in ("RGB", "BGR"):
+            raise ValueError(f"an input normalisation needs 3 means, 3 positive stds, scale 1 or 255 and order RGB or "
+                             f"BGR, got {self}")
+
+    @classmethod
+    def of(cls, spec: InputNorm | Mapping | None) -> InputNorm:
+        """``spec`` as an InputNorm: one, its dict (``as_dict``, a checkpoint's ``input_norm``) or None (default)."""
+        return spec if isinstance(spec, cls) else cls(**spec) if spec else cls()
+
+    def as_dict(self) -> dict:
+        return {"mean": list(self.mean), "std": list(self.std), "scale": self.scale, "order": self.order}
+
+    def describe(self) -> str:
+        """A few words for tables: ``RGB [0, 1], mean (0.45, 0.45, 0.45), std (0.225, 0.225, 0.225)``."""
+        def fmt(v: tuple) -> str:
+            return "(" + ", ".join(f"{x:g}" for x in v) + ")"
+        std = "" if self.std == (1.0, 1.0, 1.0) else f", std {fmt(self.std)}"
+        return f"{self.order} [0, {self.scale:g}], mean {fmt(self.mean)}{std}"
+
+
 def uses_channels_last(device: str | torch.device) -> bool:
     """Whether models (``optimize_for_device``) and their inputs (``normalize_clip``) are channels_last_3d on
     ``device``: on CUDA, where cuDNN runs 3D convolutions faster in it; not on the CPU, where oneDNN ran the
@@ -35,14 +72,18 @@ def uses_channels_last(device: str | torch.device) -> bool:
 
 
 def normalize_clip(
-    frames: np.ndarray | torch.Tensor, gain: float | torch.Tensor = 1.0, bias: float | torch.Tensor = 0.0
+    frames: np.ndarray | torch.Tensor, gain: float | torch.Tensor = 1.0, bias: float | torch.Tensor = 0.0,
+    norm: InputNorm | Mapping | None = None,
 ) -> torch.Tensor:
-    """uint8 frames (T, H, W, 3) or a batch (B, T, H, W, 3) -> normalised float32 (3, T, H, W) or (B, 3, T, H, W).
+    """uint8 RGB frames (T, H, W, 3) or a batch (B, T, H, W, 3) -> normalised float32 (3, T, H, W) or (B, 3, T, H, W).
 
-    The one normalisation of the project (training, evaluation, predict, report): ``(x / 255 - MEAN) / STD``, then
-    ``x * gain + bias``. ``gain`` and ``bias`` are numbers or, for a batch, one value per clip (the colour jitter
-    that :class:`ClipDataset` draws). It runs where ``frames`` are: the training loop calls it on the uint8 batch
-    on the training device, so only uint8 frames cross worker processes and the host-device link.
+    The one normalisation of the project (training, evaluation, predict, report), by the model's input convention
+    ``norm`` (:class:`InputNorm`; default ``(x / 255 - MEAN) / STD``): channels in its order, ``(x * scale / 255 -
+    mean) / std``, then ``x * gain + bias``. ``gain`` and ``bias`` are numbers or, for a batch, one value per clip
+    (the colour jitter that :class:`ClipDataset` draws; ``bias`` in units of the default STD, rescaled to ``norm``'s,
+    so that a jitter is the same change of brightness whatever the convention). It runs where ``frames`` are: the
+    training loop calls it on the uint8 batch on the training device, so only uint8 frames cross worker processes
+    and the host-device link.
 
     The arithmetic runs on the channels-last frames (one multiply-add per value); the result is a channels-first
     view of that memory, i.e. channels_last_3d, where the models use that layout (CUDA); elsewhere it is copied to
@@ -55,11 +96,16 @@ def normalize_clip(
     if x.ndim != 5 or x.shape[-1] != 3:
         raise ValueError(f"expected frames (T, H, W, 3) or (B, T, H, W, 3), got {tuple(x.shape)}")
     # Per-clip, per-channel constants in float64, then float32 (as numbers: the same values as in float64 math).
+    norm = InputNorm.of(norm)
+    if norm.order == "BGR":
+        x = x.flip(-1)
     gain = torch.as_tensor(gain, dtype=torch.float64).reshape(-1, 1)
     bias = torch.as_tensor(bias, dtype=torch.float64).reshape(-1, 1)
-    mean = torch.tensor(MEAN, dtype=torch.float64, device=gain.device)
-    std = torch.tensor(STD, dtype=torch.float64, device=gain.device)
-    scale = (gain / (255 * std)).to(x.device, torch.float32)
+    mean = torch.tensor(norm.mean, dtype=torch.float64, device=gain.device)
+    std = torch.tensor(norm.std, dtype=torch.float64, device=gain.device)
+    if norm != InputNorm():  # the jitter's brightness in this convention's units (the default's: as drawn)
+        bias = bias * (STD[0] * norm.scale / std)
+    scale = (gain * norm.scale / (255 * std)).to(x.device, torch.float32)
     shift = (bias - gain * mean / std).to(x.device, torch.float32)
     shape = (-1, 1, 1, 1, 3)
     y = x.to(torch.float32) * scale.reshape(shape)

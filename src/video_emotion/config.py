@@ -182,11 +182,20 @@ def init_spec(name: str, arch: str, init: dict, config: dict) -> dict:
         init.setdefault("model", arch)
         init["path"] = pretrain_checkpoint(init["run"], init["model"], init.get("seed", 0), init.get("fold", 0))
     elif "kind" not in init:
-        raise ConfigError(f"config: model_variants.{name}.init needs a kind (resnet2d, c3d, checkpoint, state_dict)")
+        raise ConfigError(f"config: model_variants.{name}.init needs a kind (resnet2d, c3d, torchvision_video, p3d199, "
+                          "checkpoint, state_dict)")
     if init["kind"] == "resnet2d" and ARCH_KWARGS.get(arch) is not _P3D:
         raise ConfigError(f"config: model_variants.{name}.init: resnet2d inflates into a P3D net, not {arch}")
     if init["kind"] == "c3d" and arch != "c3d":
         raise ConfigError(f"config: model_variants.{name}.init: c3d weights are for arch c3d, not {arch}")
+    if init["kind"] == "torchvision_video" and arch not in VIDEO_RESNETS:
+        raise ConfigError(f"config: model_variants.{name}.init: torchvision_video weights are for "
+                          f"{', '.join(VIDEO_RESNETS)}, not {arch}")
+    trunk = {**((config.get("model_kwargs") or {}).get(arch) or {}),
+             **((config.get("model_variants") or {}).get(name) or {})}.get("trunk")
+    if init["kind"] == "p3d199" and arch != "p3d199" and not (ARCH_KWARGS.get(arch) is _P3D and trunk == "p3d199"):
+        raise ConfigError(f"config: model_variants.{name}.init: p3d199 weights are for arch p3d199 or a P3D variant "
+                          f"with trunk: p3d199, not {arch}")
     return init
 
 
@@ -199,8 +208,12 @@ def pretrain_checkpoint(run: str, model: str, seed: int = 0, fold: int = 0) -> s
 # workflow can check a config without importing torch).
 _P3D = frozenset({"width", "layers", "block", "p3d_kinds", "temporal_strides", "stem_pool", "in_channels",
                   "sa_stages", "sa_kernel", "sa_residual", "mhsa", "heads", "attn_dropout", "pos", "mlp_ratio",
-                  "mhsa_residual", "dropout"})
+                  "mhsa_residual", "dropout", "trunk"})
+VIDEO_RESNETS = ("r3d_18", "mc3_18", "r2plus1d_18")
 ARCH_KWARGS = {
     "c3d": frozenset({"width", "fc_dim", "dropout", "in_channels"}),
     **{arch: _P3D for arch in ("p3d", "p3d_sa", "p3d_mhsa", "res_att", "res_att2")},
+    **{arch: frozenset({"layers", "width", "in_channels", "dropout"}) for arch in VIDEO_RESNETS},
+    "p3d199": frozenset({"layers", "width", "p3d_kinds", "in_channels", "sa_stages", "sa_kernel", "sa_residual", "mhsa",
+                         "heads", "attn_dropout", "pos", "mlp_ratio", "mhsa_residual", "dropout"}),
 }

@@ -59,7 +59,7 @@ def evaluate(
 
     dataset = ClipDataset(cache_h5, rows, int(ckpt["clip_len"]), train=False, clips_per_video=p["clips_per_video"])
     loader = make_loader(dataset, device, p, batch_size=p["batch_size"])
-    out = predict_clips(model, loader, device, p["amp"])
+    out = predict_clips(model, loader, device, p["amp"], ckpt.get("input_norm"))
     probs, n_clips = video_scores(out["probs"], out["videos"], len(dataset.index))
 
     def categorical(values) -> pd.Categorical:

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader
 
-from video_emotion.clips import normalize_clip
+from video_emotion.clips import InputNorm, normalize_clip
 from video_emotion.io import DamagedFileError
 
 
@@ -34,18 +34,22 @@ def autocast(device: torch.device, amp: bool):
     return contextlib.nullcontext()
 
 
-def model_input(frames: torch.Tensor, jitter: torch.Tensor, device: torch.device) -> torch.Tensor:
-    """A ClipDataset batch (uint8 frames, per-clip jitter) -> the normalised float clips, computed on ``device``."""
-    return normalize_clip(frames.to(device, non_blocking=True), jitter[:, 0], jitter[:, 1])
+def model_input(frames: torch.Tensor, jitter: torch.Tensor, device: torch.device,
+                norm: InputNorm | dict | None = None) -> torch.Tensor:
+    """A ClipDataset batch (uint8 frames, per-clip jitter) -> the clips normalised by the model's input convention
+    ``norm`` (a checkpoint's ``input_norm``; None: the default), computed on ``device``."""
+    return normalize_clip(frames.to(device, non_blocking=True), jitter[:, 0], jitter[:, 1], norm)
 
 
-def predict_clips(model: nn.Module, loader: DataLoader, device: torch.device, amp: bool) -> dict:
-    """Softmax scores of every clip in ``loader`` (no augmentation): probs (n, K), video positions, labels, loss."""
+def predict_clips(model: nn.Module, loader: DataLoader, device: torch.device, amp: bool,
+                  norm: InputNorm | dict | None = None) -> dict:
+    """Softmax scores of every clip in ``loader`` (no augmentation), its clips normalised by ``norm``: probs (n, K),
+    video positions, labels, loss."""
     model.eval()
     probs, videos, labels, loss = [], [], [], 0.0
     with torch.no_grad():
         for frames, y, v, jitter in loader:
-            x, y = model_input(frames, jitter, device), y.to(device)
+            x, y = model_input(frames, jitter, device, norm), y.to(device)
             with autocast(device, amp):
                 logits = model(x)
             logits = logits.float()
@@ -78,7 +82,7 @@ def read_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu")
 
 def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[nn.Module, dict]:
     """The trained model (in eval mode, on ``device`` in its layout there: ``optimize_for_device``) and the checkpoint
-    dict it came from.
+    dict it came from; its clips are normalised by ``ckpt["input_norm"]`` (absent in older checkpoints: the default).
 
     The network is built from ``ckpt["arch"]`` (a named variant's architecture; older checkpoints: ``model_name``).
     """

@@ -3,7 +3,8 @@
 The video goes through the training's own preprocessing, by calling the same code with the settings that travel with
 the checkpoint (``ckpt["config"]``): ffmpeg decoding at the configured fps and height
 (:func:`video_emotion.frames.iter_frames`), face tracking and alignment (:class:`video_emotion.faces.FacePipeline`),
-and the clip normalisation of the clip cache (:func:`video_emotion.clips.normalize_clip`). Frames stream through:
+and the clip normalisation of the clip cache (:func:`video_emotion.clips.normalize_clip`, by the checkpoint's input
+convention). Frames stream through:
 only one window of aligned crops (plus the face stage's short lookahead) is held at any time, so memory does not grow
 with the video's length.
 
@@ -106,8 +107,8 @@ def _preprocessing(ckpt: dict, checkpoint: Path, overrides: dict | None = None) 
     return frames, faces
 
 
-def _score(model: torch.nn.Module, clips: list[np.ndarray], device: torch.device) -> np.ndarray:
-    x = normalize_clip(torch.from_numpy(np.stack(clips)).to(device))
+def _score(model: torch.nn.Module, clips: list[np.ndarray], device: torch.device, norm: dict | None) -> np.ndarray:
+    x = normalize_clip(torch.from_numpy(np.stack(clips)).to(device), norm=norm)
     with torch.no_grad():
         return model(x).float().softmax(-1).cpu().numpy()
 
@@ -206,7 +207,8 @@ class Predictor:
 
         def flush() -> None:
             if clips:
-                for i, q in zip(pending, _score(self.model, clips, self.device), strict=True):
+                scores = _score(self.model, clips, self.device, self.ckpt.get("input_norm"))
+                for i, q in zip(pending, scores, strict=True):
                     probs[i] = q
                 clips.clear()
                 pending.clear()

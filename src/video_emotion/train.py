@@ -48,7 +48,7 @@ from torch.utils.data.distributed import DistributedSampler
 from tqdm import tqdm
 
 from video_emotion.cache import read_index
-from video_emotion.clips import ClipDataset
+from video_emotion.clips import ClipDataset, InputNorm
 from video_emotion.device_data import make_loader
 from video_emotion.inference import (
     autocast,
@@ -144,9 +144,10 @@ def set_rng_state(state: dict) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def validate(model: nn.Module, loader: DataLoader, device: torch.device, amp: bool, num_classes: int) -> dict:
-    """Clip-level loss, video-level accuracy and UAR on the validation videos."""
-    out = predict_clips(model, loader, device, amp)
+def validate(model: nn.Module, loader: DataLoader, device: torch.device, amp: bool, num_classes: int,
+             norm: dict | None = None) -> dict:
+    """Clip-level loss, video-level accuracy and UAR on the validation videos (clips normalised by ``norm``)."""
+    out = predict_clips(model, loader, device, amp, norm)
     dataset: ClipDataset = loader.dataset
     video_probs, _ = video_scores(out["probs"], out["videos"], len(dataset.index))
     s = scores(dataset.index["label"].to_numpy(), video_probs.argmax(1), num_classes)
@@ -154,13 +155,13 @@ def validate(model: nn.Module, loader: DataLoader, device: torch.device, amp: bo
 
 
 def train_one_epoch(model, loader, criterion, optimizer, scheduler, device, p: dict, desc: str, master: bool,
-                    watch: Callable[[], None] = lambda: None) -> dict:
+                    watch: Callable[[], None] = lambda: None, norm: dict | None = None) -> dict:
     model.train()
     totals = torch.zeros(3, dtype=torch.float64)  # loss sum, correct, clips
     bar = tqdm(loader, desc=desc, disable=not master, file=sys.stderr, mininterval=2.0, leave=False)
     for frames, y, _, jitter in bar:
         watch()
-        x, y = model_input(frames, jitter, device), y.to(device, non_blocking=True)
+        x, y = model_input(frames, jitter, device, norm), y.to(device, non_blocking=True)
         with autocast(device, p["amp"]):
             logits = model(x)
         loss = criterion(logits.float(), y)
@@ -360,6 +361,11 @@ def train(cache_h5: str | os.PathLike, model_name: str, fold: int, out_dir: str 
         # other weights train afresh, the same ones continue (whatever the file's name and bytes)
         fingerprint["init"] = _plain({**{k: v for k, v in init.items() if k != "path"},
                                       "weights_sha256": init_report["weights_sha256"]})
+    # the input convention of the init's weights (from scratch: the default, which leaves the fingerprint as it
+    # was); another one trains afresh
+    norm = (init_report or {}).get("input_norm") or InputNorm().as_dict()
+    if InputNorm.of(norm) != InputNorm():
+        fingerprint["input_norm"] = norm
     finetune = FineTuning(model, p) if init else None
     model = optimize_for_device(model, device)
     if p["compile"]:
@@ -431,7 +437,8 @@ def train(cache_h5: str | os.PathLike, model_name: str, fold: int, out_dir: str 
     meta = {"model_name": model_name, "arch": arch, "model_kwargs": _plain(model_kwargs),
             "classes": classes, "clip_len": clip_len, "crop_size": int(attrs["crop_size"]), "fold": int(fold),
             "config": config, "subjects": split, "validation": validation, "dataset": str(attrs.get("dataset", "")),
-            "cache_hash": attrs.get("content_hash"), "fingerprint": fingerprint, "init": init_report}
+            "cache_hash": attrs.get("content_hash"), "fingerprint": fingerprint, "init": init_report,
+            "input_norm": norm}
 
     def state(finished: bool) -> dict:
         ckpt = {**meta, "model": raw_model.state_dict(), "best_model": best_state, "epoch": len(history),
@@ -452,11 +459,11 @@ def train(cache_h5: str | os.PathLike, model_name: str, fold: int, out_dir: str 
         train_set.set_epoch(epoch)
         t0 = time.perf_counter()
         stats = train_one_epoch(model, train_loader, criterion, optimizer, scheduler, device, p,
-                                f"{model_name} fold {fold} epoch {epoch + 1}/{p['epochs']}", master, watch)
+                                f"{model_name} fold {fold} epoch {epoch + 1}/{p['epochs']}", master, watch, norm)
         seconds = time.perf_counter() - t0
         if master:
             nan = float("nan")
-            val = validate(raw_model, val_loader, device, p["amp"], len(classes)) if val_loader else \
+            val = validate(raw_model, val_loader, device, p["amp"], len(classes), norm) if val_loader else \
                 {"val_loss": nan, "val_acc": nan, "val_uar": nan}
             row = {"epoch": epoch + 1, "train_loss": stats["train_loss"], "train_acc": stats["train_acc"], **val,
                    "lr": optimizer.param_groups[0]["lr"], "seconds": seconds, "clips_per_s": stats["clips"] / seconds}
@@ -487,7 +494,7 @@ def train(cache_h5: str | os.PathLike, model_name: str, fold: int, out_dir: str 
         write_parquet(pd.DataFrame(history, columns=HISTORY_COLUMNS), out_dir / "history.parquet",
                       metadata={"model": model_name, "arch": arch, "fold": int(fold), "validation": validation,
                                 "selection": selection, "best_epoch": best["epoch"], "subjects": split,
-                                "init": _init_meta(init_report),
+                                "init": _init_meta(init_report), "input_norm": InputNorm.of(norm).describe(),
                                 "parameters": sum(q.numel() for q in raw_model.parameters())})
         log.info("%s fold %d done: best epoch %d of %d (%s); wrote %s and %s", model_name, fold, best["epoch"],
                  len(history), selection, out_dir / "best.pt", out_dir / "history.parquet")

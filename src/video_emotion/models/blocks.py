@@ -147,6 +147,25 @@ class P3DStem(nn.Module):
         return self.pool(self.relu(self.bn(self.conv(x))))
 
 
+class VideoNet(nn.Module):
+    """What every ResNet-like network here shares after its trunk: ``forward_head`` (global average pool, dropout
+    ``head_drop``, linear ``fc``), ``forward`` and grad-CAM's ``cam_layer`` (the last of ``stages``). A subclass
+    defines ``stages``, ``forward_features``, ``pool``, ``head_drop`` and ``fc``."""
+
+    @property
+    def cam_layer(self) -> nn.Module:
+        """The module whose output grad-CAM weighs: the last stage."""
+        return self.stages[-1]
+
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        """Feature map -> pooled features (``pre_logits``) or logits (B, num_classes)."""
+        x = self.head_drop(self.pool(x).flatten(1))
+        return x if pre_logits else self.fc(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_head(self.forward_features(x))
+
+
 def init_weights(model: nn.Module) -> None:
     """Initialise every layer of ``model`` (the one place where initial weights are chosen).
 
@@ -154,11 +173,11 @@ def init_weights(model: nn.Module) -> None:
     linear layers: truncated normal (std 0.02), bias 0, as timm.
     """
     for m in model.modules():
-        if isinstance(m, nn.Conv3d):
+        if isinstance(m, (nn.Conv3d, nn.Conv2d)):
             nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
             if m.bias is not None:
                 nn.init.zeros_(m.bias)
-        elif isinstance(m, (nn.BatchNorm3d, nn.LayerNorm)):
+        elif isinstance(m, (nn.BatchNorm3d, nn.BatchNorm2d, nn.LayerNorm)):
             nn.init.ones_(m.weight)
             nn.init.zeros_(m.bias)
         elif isinstance(m, nn.Linear):

@@ -10,6 +10,8 @@ variant; the registered builders only change its defaults::
     p3d        no attention                      p3d_mhsa   self-attention only
     p3d_sa     spatial attention only            res_att    both (3Res-att)
     res_att2   both, self-attention without its residual path (our reading of the paper's "3Res att2")
+
+Each builder takes ``trunk="p3d199"`` for the same attention on the P3D authors' released P3D-199 (``p3d199``).
 """
 
 from __future__ import annotations
@@ -21,10 +23,11 @@ from torch import nn
 
 from ._registry import register_model
 from .attention import ResidualMHSA, SpatialAttention3d
-from .blocks import BLOCKS, P3D_KINDS, P3DStem, init_weights
+from .blocks import BLOCKS, P3D_KINDS, P3DStem, VideoNet, init_weights
+from .p3d199 import P3D199
 
 
-class P3DNet(nn.Module):
+class P3DNet(VideoNet):
     """A P3D ResNet whose blocks cycle through ``p3d_kinds`` (A, B, C, A, ...) across the whole network."""
 
     def __init__(
@@ -105,11 +108,6 @@ class P3DNet(nn.Module):
             self.block_index += 1
         return nn.Sequential(*blocks)
 
-    @property
-    def cam_layer(self) -> nn.Module:
-        """The module whose output grad-CAM weighs: the last stage."""
-        return self.stages[-1]
-
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """(B, 3, T, H, W) -> (B, C, t, h, w) feature map, after attention."""
         x = self.stem(x)
@@ -117,17 +115,24 @@ class P3DNet(nn.Module):
             x = stage(x)
         return self.mhsa(x)
 
-    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        """Feature map -> pooled features (``pre_logits``) or logits (B, num_classes)."""
-        x = self.head_drop(self.pool(x).flatten(1))
-        return x if pre_logits else self.fc(x)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_head(self.forward_features(x))
+TRUNKS = ("p3d", "p3d199")
 
 
-def _build(num_classes: int, defaults: dict, kwargs: dict) -> P3DNet:
-    return P3DNet(num_classes, **{**defaults, **kwargs})
+def _build(num_classes: int, defaults: dict, kwargs: dict) -> nn.Module:
+    """``trunk="p3d"`` (default): a ``P3DNet``; ``trunk="p3d199"``: the released P3D-199 (``p3d199.P3D199``) with the
+    variant's attention, taking its keywords but those its fixed layout does not have (``block``,
+    ``temporal_strides``, ``stem_pool``)."""
+    kwargs = dict(kwargs)
+    trunk = kwargs.pop("trunk", "p3d")
+    if trunk not in TRUNKS:
+        raise ValueError(f"trunk must be one of {TRUNKS}, got {trunk!r}")
+    if trunk == "p3d":
+        return P3DNet(num_classes, **{**defaults, **kwargs})
+    fixed = sorted(set(kwargs) & {"block", "temporal_strides", "stem_pool"})
+    if fixed:
+        raise ValueError(f"the p3d199 trunk is the released network: it takes no {', '.join(fixed)}")
+    return P3D199(num_classes, **{**defaults, **kwargs})
 
 
 @register_model

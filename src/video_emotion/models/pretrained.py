@@ -3,7 +3,7 @@
     from video_emotion.models.pretrained import load_init
     report = load_init(model, {"kind": "resnet2d", "path": "resnet50.pth"}, classes=classes)
 
-Four kinds of file (``init.kind``):
+Six kinds of file (``init.kind``):
 
 ``resnet2d``
     An ImageNet 2D ResNet (torchvision's ``resnet18/34/50/101/152`` ``.pth`` files, or timm's ``resnet*``
@@ -16,11 +16,22 @@ Four kinds of file (``init.kind``):
 ``c3d``
     C3D's Sports-1M weights as distributed for PyTorch (``c3d.pickle``: ``conv1``, ``conv2``, ``conv3a`` ...
     ``conv5b``, ``fc6``, ``fc7``, ``fc8``), into ``c3d``.
+``torchvision_video``
+    torchvision's Kinetics-400 video ResNets (``r3d_18-b3b3357e.pth``, ``mc3_18-a90a0ba3.pth``,
+    ``r2plus1d_18-91a641e6.pth``), into ``r3d_18``, ``mc3_18``, ``r2plus1d_18`` (the same key names and shapes).
+``p3d199``
+    The P3D authors' Kinetics P3D-199 as converted to PyTorch (``p3d_rgb_199.checkpoint.pth.tar``, its tensors
+    under ``state_dict``), into ``p3d199`` or a P3D variant built with ``trunk="p3d199"``.
 ``checkpoint``
     A ``best.pt`` (or ``last.pt``) this pipeline wrote: cross-dataset fine-tuning.
 ``state_dict``
     Any file of tensors (``torch.save`` of a state dict, possibly under ``state_dict``/``model``, or
     ``.safetensors``), its keys renamed by ``init.key_map``.
+
+Each kind brings the input convention its weights were trained with (:data:`INPUT_NORMS`, a
+:class:`video_emotion.clips.InputNorm`; a checkpoint its own, a plain state dict the default), in the report as
+``input_norm``: training, evaluation and predict normalise clips with it. ``init.input_norm`` (``mean``, ``std``,
+``scale``, ``order``) overrides it.
 
 ``init.key_map`` (``{file prefix: model prefix}``, longest prefix first; ``null`` drops the keys) applies to the
 file's keys before any of the above. Every load returns a report (matched, derived, missing, unexpected and
@@ -47,11 +58,28 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from video_emotion.clips import InputNorm
 from video_emotion.io import file_sha256
 
 from .blocks import BasicBlock, Bottleneck, P3DConv
+from .p3d import P3DNet
+from .p3d199 import P3D199
+from .video_resnet import VideoResNet
 
-KINDS = ("resnet2d", "c3d", "checkpoint", "state_dict")
+KINDS = ("resnet2d", "c3d", "torchvision_video", "p3d199", "checkpoint", "state_dict")
+IMAGENET = InputNorm((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
+# The input convention of each kind's published weights: ImageNet's for the 2D ResNets and P3D-199 (its conversion's
+# input_mean/input_std); torchvision's video models' Kinetics-400 statistics; C3D's Caffe input (0-255 BGR minus the
+# Sports-1M mean, the mean clip's per-channel average). checkpoint: the checkpoint's own; state_dict: the default.
+INPUT_NORMS = {
+    "resnet2d": IMAGENET,
+    "p3d199": IMAGENET,
+    "torchvision_video": InputNorm((0.43216, 0.394666, 0.37645), (0.22803, 0.22145, 0.216989)),
+    "c3d": InputNorm((90.25, 97.66, 101.41), (1.0, 1.0, 1.0), scale=255, order="BGR"),
+}
+# The models each kind's files are for (resnet2d: checked by inflate_resnet).
+KIND_MODELS = {"torchvision_video": (VideoResNet, "r3d_18, mc3_18, r2plus1d_18"),
+               "p3d199": (P3D199, 'p3d199, or a P3D variant with trunk="p3d199"')}
 MIN_MATCHED = 0.9
 # P3D-A's temporal conv sees its spatial conv's output through BN and ReLU. To pass that output through unchanged
 # the inflated BN adds SHIFT (ReLU then cuts nothing above -SHIFT standard deviations) and the block's BN takes it
@@ -246,7 +274,7 @@ def _inflate_p3d_conv(out: _Converted, sd: dict, used: set, conv: P3DConv, bn: n
 
 def inflate_resnet(sd: Mapping[str, torch.Tensor], model: nn.Module) -> tuple[_Converted, set[str]]:
     """A torchvision/timm 2D ResNet state dict as the state dict of the P3D ``model``: (converted, used 2D keys)."""
-    if not hasattr(model, "stages"):
+    if not isinstance(model, P3DNet):
         raise InitError("init kind resnet2d inflates a 2D ResNet into a P3D net (p3d, p3d_sa, p3d_mhsa, res_att, "
                         f"res_att2), not into {type(model).__name__}")
     if "conv1.weight" not in sd and "conv1.0.weight" in sd:
@@ -329,16 +357,19 @@ def _examples(keys: Iterable[str], n: int = 3) -> str:
     return ", ".join(keys[:n]) + (f" (+{len(keys) - n} more)" if len(keys) > n else "")
 
 
-def _read(init: Mapping) -> tuple[dict[str, torch.Tensor], list[str] | None]:
-    """The file's tensors and, for a checkpoint of this pipeline, its class names."""
+def _read(init: Mapping) -> tuple[dict[str, torch.Tensor], list[str] | None, InputNorm]:
+    """The file's tensors, for a checkpoint of this pipeline its class names, and the input convention of the
+    weights (:data:`INPUT_NORMS`; a checkpoint's own; ``init.input_norm`` above either)."""
     path = Path(init["path"])
-    if init.get("kind") != "checkpoint":
-        return read_state_dict(path), None
+    kind = init.get("kind")
+    if kind != "checkpoint":
+        return read_state_dict(path), None, InputNorm.of(init.get("input_norm") or INPUT_NORMS.get(kind))
     if not path.is_file():
         raise InitError(f"init checkpoint {path} not found; train that run first or correct init.path")
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
-        return dict(ckpt["model"]), list(ckpt.get("classes") or []) or None
+        return dict(ckpt["model"]), list(ckpt.get("classes") or []) or None, \
+            InputNorm.of(init.get("input_norm") or ckpt.get("input_norm"))
     except Exception as e:  # noqa: BLE001
         raise InitError(f"init checkpoint {path} is not a checkpoint of this pipeline ({type(e).__name__}: "
                         f"{str(e).strip().splitlines()[0][:200] if str(e).strip() else ''})") from e
@@ -352,14 +383,17 @@ def load_init(model: nn.Module, init: Mapping, *, classes: list[str] | None = No
     ``path``, ``sha256`` (of the file's bytes), ``weights_sha256`` (:func:`weights_sha256` of what it holds: the
     training fingerprint's identity of an init), ``matched``/``derived``/``missing``/``unexpected``/``shape_mismatched`` (counts),
     ``loaded`` (every model key the init set), the key lists (``missing_keys`` ...), ``head``, ``matched_share``
-    (of the model's weights, head excluded) and ``min_matched``. Raises :class:`InitError` below ``min_matched``.
+    (of the model's weights, head excluded), ``min_matched`` and ``input_norm`` (the weights' input convention,
+    :meth:`InputNorm.as_dict`). Raises :class:`InitError` below ``min_matched`` or for a model of another family.
     """
     kind = str(init.get("kind") or "")
     if kind not in KINDS:
         raise InitError(f"init.kind {kind!r} is not one of {', '.join(KINDS)}")
     path = Path(init["path"])
     min_matched = float(init.get("min_matched", MIN_MATCHED) if init.get("min_matched") is not None else MIN_MATCHED)
-    sd, file_classes = _read(init)
+    if kind in KIND_MODELS and not isinstance(model, KIND_MODELS[kind][0]):
+        raise InitError(f"init kind {kind} loads into {KIND_MODELS[kind][1]}, not into {type(model).__name__}")
+    sd, file_classes, norm = _read(init)
     held = weights_sha256(sd, file_classes)
     sd = apply_key_map(sd, init.get("key_map"))
     if kind == "resnet2d":
@@ -401,7 +435,7 @@ def load_init(model: nn.Module, init: Mapping, *, classes: list[str] | None = No
         "matched": len(matched), "derived": len(derived), "missing": len(missing), "unexpected": len(unexpected),
         "shape_mismatched": len(mismatched), "matched_share": round(share, 4), "min_matched": min_matched,
         "head": head_note, "missing_keys": missing, "unexpected_keys": unexpected, "mismatched_keys": mismatched,
-        "loaded": sorted(new) + sorted(head_new),
+        "loaded": sorted(new) + sorted(head_new), "input_norm": norm.as_dict(),
     }
     if share < min_matched or not (matched or derived):
         problems = "; ".join(p for p in (
@@ -422,7 +456,8 @@ def summary(report: Mapping) -> str:
     line = (f"init {report['kind']} {report['path']} (sha256 {report['sha256'][:12]}): {report['matched']} tensors "
             f"matched, {report['derived']} derived, {report['missing']} missing, {report['unexpected']} unexpected, "
             f"{report['shape_mismatched']} of another shape ({report['matched_share']:.0%} of the model, "
-            f"min {report['min_matched']:.0%}); head {report['head']}")
+            f"min {report['min_matched']:.0%}); head {report['head']}; input "
+            f"{InputNorm.of(report.get('input_norm')).describe()}")
     for name, key in (("missing", "missing_keys"), ("unexpected", "unexpected_keys"),
                       ("of another shape", "mismatched_keys")):
         if report.get(key):

@@ -162,7 +162,7 @@ def test_sincos_positions_are_distinct_per_token():
     assert torch.unique(pos, dim=0).shape[0] == 24
 
 
-@pytest.mark.parametrize("name", ["res_att", "p3d", "c3d"])
+@pytest.mark.parametrize("name", ["res_att", "p3d", "c3d", "p3d199", "r2plus1d_18"])
 def test_attention_map_is_a_clip_sized_map_in_unit_range(name):
     model = small_model(name).train()
     clip = torch.randn(3, 8, 64, 64)

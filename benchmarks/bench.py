@@ -163,17 +163,34 @@ SIZES = {  # name: (width, height, fps, codec): the demo's videos and eNTERFACE'
 }
 
 
-def make_video(path: Path, size: str = "enterface", seconds: float = 3.0, seed: int = 0) -> Path:
-    """A face video at a real dataset's size: a photographed face (scikit-image's astronaut) moving, with noise so
-    that the encoder has texture to code, encoded with the imageio-ffmpeg binary (mpeg4, q 3, like the datasets)."""
-    import imageio_ffmpeg
+def face_photo(width: int, height: int):
+    """A photographed face (scikit-image's astronaut; the head fills ~40% of the height, as in the datasets) 32
+    pixels larger than the frame each way, the room :func:`face_frame` moves it in. uint8 RGB."""
     import numpy as np
     import skimage.data
     from skimage.transform import resize
 
+    face = skimage.data.astronaut()[0:280, 80:430]
+    return (resize(face, (height + 32, width + 32), anti_aliasing=True) * 255).astype(np.uint8)
+
+
+def face_frame(base, k: int, width: int, height: int, seed: int, rng):
+    """Frame ``k`` of the face of :func:`face_photo` moving, with noise so that an encoder has texture to code."""
+    import numpy as np
+
+    dx, dy = int(16 + 12 * np.sin(k / 9 + seed)), int(16 + 8 * np.cos(k / 13 + seed))
+    frame = base[dy:dy + height, dx:dx + width].astype(np.int16) + rng.integers(-6, 7, (height, width, 1))
+    return np.clip(frame, 0, 255).astype(np.uint8)
+
+
+def make_video(path: Path, size: str = "enterface", seconds: float = 3.0, seed: int = 0) -> Path:
+    """A face video at a real dataset's size (:func:`face_frame`), encoded with the imageio-ffmpeg binary (mpeg4,
+    q 3, like the datasets)."""
+    import imageio_ffmpeg
+    import numpy as np
+
     width, height, fps, codec = SIZES[size]
-    face = skimage.data.astronaut()[0:280, 80:430]  # the head fills ~40% of the frame's height, as in the datasets
-    base = (resize(face, (height + 32, width + 32), anti_aliasing=True) * 255).astype(np.uint8)
+    base = face_photo(width, height)
     rng = np.random.default_rng(seed)
     n = int(round(seconds * fps))
     cmd = [imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-y", "-f", "rawvideo", "-pix_fmt", "rgb24",
@@ -181,9 +198,7 @@ def make_video(path: Path, size: str = "enterface", seconds: float = 3.0, seed: 
            str(path)]
     proc = subprocess.Popen(cmd, stdin=subprocess.PIPE)
     for k in range(n):
-        dx, dy = int(16 + 12 * np.sin(k / 9 + seed)), int(16 + 8 * np.cos(k / 13 + seed))
-        frame = base[dy:dy + height, dx:dx + width].astype(np.int16) + rng.integers(-6, 7, (height, width, 1))
-        proc.stdin.write(np.clip(frame, 0, 255).astype(np.uint8).tobytes())
+        proc.stdin.write(face_frame(base, k, width, height, seed, rng).tobytes())
     proc.stdin.close()
     if proc.wait() != 0:
         raise RuntimeError(f"ffmpeg could not write {path}")

@@ -10,7 +10,7 @@ VENV := .venv
 LOCK_VENV := .venv-lock
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: demo test lint setup lock clean
+.PHONY: demo test lint setup lock clean tensorboard
 
 demo: $(VENV)/.installed
 	snakemake --cores all
@@ -22,6 +22,12 @@ lint: $(VENV)/.installed
 	ruff check .
 	snakefmt --check Snakefile workflow
 	snakemake --lint
+
+# The training curves of every run (results/tensorboard), served on http://localhost:$(TB_PORT) of this machine only;
+# from a cluster node: `ssh -L 6006:localhost:6006 NODE` on your own machine, then open http://localhost:6006 there.
+TB_PORT ?= 6006
+tensorboard: $(VENV)/.installed
+	tensorboard --logdir results/tensorboard --host 127.0.0.1 --port $(TB_PORT)
 
 setup: $(VENV)/.installed
 

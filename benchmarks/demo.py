@@ -4,6 +4,7 @@
     python benchmarks/demo.py                  # clone this repository, `make setup`, then `make demo`, timed
     python benchmarks/demo.py --no-setup       # the DAG only, in a fresh folder, with this checkout's environment
     python benchmarks/demo.py --results DIR    # only read a finished run's results/ (its benchmark files, metrics)
+    python benchmarks/demo.py --no-setup --tensorboard-cost   # the DAG twice, TensorBoard logging off, then on
 
 The clone is of the committed HEAD (uncommitted changes are not in it). Wall time is judged on an otherwise idle
 machine; the load average is recorded beside the figures.
@@ -29,6 +30,8 @@ SETUP_LIMIT_S = 150.0  # `make setup` on a fresh clone
 DAG_LIMIT_S = 360.0  # `make demo` once set up: the whole DAG on 2 cores
 MODELS, SEEDS = 6, 2  # the paper's experiment in miniature
 LEARNED = 2.0  # every model's pooled WAR at least this many times chance
+FOLDS = 2
+TENSORBOARD_COST = 1.03  # the DAG with TensorBoard logging on, at most this many times its wall time with it off
 DETECTION_LIMIT = 0.95  # the faces stage finds the face in the demo's frames
 
 
@@ -56,12 +59,21 @@ def run(cmd: list[str], cwd: Path, log: Path) -> Clock:
     return clock
 
 
+def tensorboard_runs(results: Path) -> int:
+    """Run folders (model/seed/fold) under results/tensorboard that hold event files."""
+    return len({p.parent for p in (results / "tensorboard").glob("*/seed*/fold*/events.out.tfevents.*")})
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--no-setup", action="store_true", help="run the DAG with this checkout's environment")
     parser.add_argument("--results", type=Path, help="read a finished run's results/ folder instead of running")
     parser.add_argument("--keep", action="store_true", help="keep the working folder")
+    parser.add_argument("--tensorboard-cost", action="store_true",
+                        help="with --no-setup: run the DAG first with train.tensorboard false, then as configured")
     args = parser.parse_args()
+    if args.tensorboard_cost and not args.no_setup:
+        parser.error("--tensorboard-cost runs the DAG twice with this checkout's environment: add --no-setup")
 
     table = Table("demo", "the whole demo (six models x two seeds x two folds) from a fresh start")
     work = args.results or Path(tempfile.mkdtemp(prefix="demo-bench-"))
@@ -70,9 +82,17 @@ def main() -> None:
             results = args.results
         else:
             if args.no_setup:
-                shutil.copy(ROOT / "config.yaml", work / "config.yaml")
                 cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile"), "--cores", "all"]
+                if args.tensorboard_cost:  # the same DAG in a folder of its own, without the event files
+                    (work / "off").mkdir()
+                    shutil.copy(ROOT / "config.yaml", work / "off" / "config.yaml")
+                    off = run([*cmd, "--config", "train={tensorboard: false}"], work / "off", work / "off.log")
+                    table.row("the DAG with train.tensorboard false, wall", off.wall, unit="s")
+                shutil.copy(ROOT / "config.yaml", work / "config.yaml")
                 dag = run(cmd, work, work / "dag.log")
+                if args.tensorboard_cost:
+                    table.row("  with TensorBoard logging / without it, wall", dag.wall / off.wall,
+                              f"<= {TENSORBOARD_COST}", ok=dag.wall / off.wall <= TENSORBOARD_COST)
             else:
                 subprocess.run(["git", "clone", "--quiet", str(ROOT), str(work / "clone")], check=True)
                 work = work / "clone"
@@ -97,6 +117,9 @@ def main() -> None:
         table.row("models trained and evaluated", len(summary), f">= {MODELS}", ok=len(summary) >= MODELS)
         table.row("seeds per model (fewest)", int(summary["n_seeds"].min()), f">= {SEEDS}",
                   ok=summary["n_seeds"].min() >= SEEDS)
+        runs = tensorboard_runs(results)
+        table.row("TensorBoard runs (model x seed x fold)", runs, f">= {MODELS * SEEDS * FOLDS}",
+                  ok=runs >= MODELS * SEEDS * FOLDS)
         for r in summary.itertuples():
             times = r.accuracy / r.chance
             table.row(f"{r.model}: pooled WAR / chance", times, f">= {LEARNED:.0f}", ok=times >= LEARNED,

@@ -186,7 +186,8 @@ RUN = """
 import json, logging, sys
 logging.basicConfig(level=logging.INFO)
 from video_emotion.train import train
-summary = train(sys.argv[1], "res_att", 0, sys.argv[2], json.loads(sys.argv[3]))
+summary = train(sys.argv[1], "res_att", 0, sys.argv[2], json.loads(sys.argv[3]),
+                tensorboard=sys.argv[4] if len(sys.argv) > 4 else None)
 result = json.dumps({"rank": summary["rank"], "epochs": summary["epochs"]})
 print("RESULT", result, flush=True)
 with open(f"{sys.argv[2]}.rank{summary['rank']}.json", "w") as f:  # beside the output folder, one file per rank
@@ -242,7 +243,7 @@ def test_ddp_two_gloo_processes_train_and_write_once(cache, tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     result = subprocess.run(
         [torchrun, "--standalone", "--nproc-per-node", "2", str(script), str(cache), str(out),
-         json.dumps(params(epochs=2, device="cpu"))],
+         json.dumps(params(epochs=2, device="cpu")), str(tmp_path / "tb")],
         capture_output=True, text=True, timeout=300, env=env,
     )
     assert result.returncode == 0, result.stderr[-3000:]
@@ -253,6 +254,7 @@ def test_ddp_two_gloo_processes_train_and_write_once(cache, tmp_path):
     assert log.count("epoch 1/2 train loss") == 1 and log.count("epoch 2/2 train loss") == 1
     assert sorted(p.name for p in out.iterdir()) == [".lock", "best.pt", "config.yaml", "history.parquet", "last.pt"]
     assert pd.read_parquet(out / "history.parquet")["epoch"].tolist() == [1, 2]
+    assert len(list((tmp_path / "tb").glob("events.out.tfevents.*"))) == 1  # one TensorBoard writer
     model, ckpt = load_checkpoint(out / "last.pt")
     assert ckpt["epoch"] == 2 and not any(k.startswith("module.") for k in ckpt["model"])
 
@@ -299,3 +301,50 @@ def test_patience_stops_training_keeps_the_best_epoch_and_is_not_continued(tmp_p
     full = train(cache, "res_att", 0, tmp_path / "full", {**run, "train": {**run["train"], "patience": 0,
                                                                                 "epochs": 6}}, watch=lambda: None)
     assert full["epochs"] == 6 and full["best"]["epoch"] == 6  # the tie at 0.9 with a lower loss
+
+
+def test_observers_see_each_hook_in_order_and_the_history_rows(cache, tmp_path):
+    from video_emotion.observers import Observer
+
+    class Recorder(Observer):  # what another logger (MLflow, W&B) would be: one class
+        def __init__(self):
+            self.calls, self.rows, self.steps = [], [], []
+
+        def start(self, run):
+            self.calls.append(("start", run.epoch))
+
+        def epoch_start(self, run):
+            self.calls.append(("epoch_start", run.epoch))
+
+        def step(self, run, loss):
+            self.steps.append(run.step)
+
+        def epoch_end(self, run, row):
+            self.calls.append(("epoch_end", run.epoch))
+            self.rows.append(dict(row))
+
+        def finish(self, run):
+            self.calls.append(("finish", run.epoch))
+
+        def close(self):
+            self.calls.append(("close", None))
+
+    recorder = Recorder()
+    out = tmp_path / "m"
+    train(cache, "res_att", 0, out, params(epochs=2), observers=[recorder])
+    assert recorder.calls == [("start", 0), ("epoch_start", 0), ("epoch_end", 1), ("epoch_start", 1),
+                              ("epoch_end", 2), ("finish", 2), ("close", None)]
+    per_epoch = len(recorder.steps) // 2
+    assert recorder.steps == list(range(1, 2 * per_epoch + 1))  # the global step, one call per optimizer step
+    pd.testing.assert_frame_equal(pd.DataFrame(recorder.rows, columns=HISTORY_COLUMNS),
+                                  pd.read_parquet(out / "history.parquet"), check_exact=True)
+
+    # An observer that fails stops the run; close is still called and nothing declared is written.
+    class Failing(Recorder):
+        def epoch_end(self, run, row):
+            raise RuntimeError("the logger is gone")
+
+    failing = Failing()
+    with pytest.raises(RuntimeError, match="the logger is gone"):
+        train(cache, "res_att", 0, tmp_path / "f", params(epochs=2), observers=[failing])
+    assert failing.calls[-1] == ("close", None) and not (tmp_path / "f" / "best.pt").exists()

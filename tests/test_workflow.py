@@ -112,6 +112,16 @@ def test_second_run_does_nothing_and_forcerun_evaluate_skips_training(run: Path)
 
 
 @pytest.mark.slow
+def test_tensorboard_runs_are_logs_not_outputs(run: Path) -> None:
+    """One TensorBoard run per model, seed and fold, written as training ran; deleting them reruns nothing."""
+    logs = run / "results" / "tensorboard"
+    runs = {p.parent.relative_to(logs) for p in logs.glob("*/seed*/fold*/events.out.tfevents.*")}
+    assert runs == {Path(model, "seed0", f"fold{fold}") for model in TINY["models"] for fold in range(3)}, runs
+    shutil.rmtree(logs)
+    assert "Nothing to be done" in snakemake(run, "-n").stdout
+
+
+@pytest.mark.slow
 def test_folds_are_not_an_input_of_frames_faces_or_cache(run: Path) -> None:
     # Which runs train again is known once the folds checkpoint has run (a subject that did not move keeps its
     # training); the dry run shows the checkpoint and nothing upstream of it.

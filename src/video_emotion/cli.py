@@ -190,13 +190,15 @@ def cmd_train(args: argparse.Namespace) -> None:
     watch = orphan_watch(snakemake_ancestor())  # before the heavy imports: Snakemake may die meanwhile
     from video_emotion.train import train
 
-    train(args.cache, args.model, args.fold, args.out, args.params, folds_table=args.folds, watch=watch)
+    train(args.cache, args.model, args.fold, args.out, args.params, folds_table=args.folds, watch=watch,
+          tensorboard=args.tensorboard)
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
     from video_emotion.evaluate import evaluate
 
-    evaluate(args.cache, args.checkpoint, args.fold, args.out, args.params, folds_table=args.folds)
+    evaluate(args.cache, args.checkpoint, args.fold, args.out, args.params, folds_table=args.folds,
+             tensorboard=args.tensorboard)
 
 
 def cmd_metrics(args: argparse.Namespace) -> None:
@@ -319,6 +321,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", required=True, help="model name: an architecture or a variant (--params arch)")
     p.add_argument("--fold", type=int, required=True, help="the test fold whose subjects are left out")
     p.add_argument("--out", type=Path, required=True, help="run folder: best.pt, history.parquet, last.pt")
+    p.add_argument("--tensorboard", type=Path,
+                   help="folder of the run's TensorBoard event files (a log: none without it or with train.tensorboard "
+                        "false)")
     p.add_argument("--nproc", type=int, default=1,
                    help="processes (GPUs) for torchrun DDP; 1 = plain run (give it as `--nproc N`)")
 
@@ -328,6 +333,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", type=Path, required=True, help="best.pt of the train rule")
     p.add_argument("--fold", type=int, required=True, help="the test fold to predict")
     p.add_argument("--out", type=Path, required=True, help="predictions.parquet to write")
+    p.add_argument("--tensorboard", type=Path, help="the training run's TensorBoard folder: gets the test UAR and WAR")
 
     p = add("metrics", cmd_metrics, "pooled headline, per-seed and per-fold metrics and paired model comparisons")
     p.add_argument("predictions", type=Path, nargs="+",

@@ -20,6 +20,8 @@ from video_emotion.clips import ClipDataset
 from video_emotion.device_data import make_loader
 from video_emotion.inference import load_checkpoint, predict_clips, resolve_device, video_scores
 from video_emotion.io import file_sha256, write_parquet
+from video_emotion.metrics import scores
+from video_emotion.observers import write_test_metrics
 
 log = logging.getLogger(__name__)
 
@@ -35,11 +37,13 @@ def evaluate(
     params: dict,
     clips_path: str | os.PathLike | None = None,
     folds_table: str | os.PathLike | None = None,
+    tensorboard: str | os.PathLike | None = None,
 ) -> pd.DataFrame:
     """Predict every video of test fold ``fold`` in ``cache_h5``; write and return the predictions table.
 
     ``params`` is the config's ``evaluate`` section. ``clips_path`` defaults to ``_clips.parquet`` beside
-    ``out_path``.
+    ``out_path``. ``tensorboard``: the training run's TensorBoard folder, which gets the test UAR and WAR
+    (:func:`video_emotion.observers.write_test_metrics`).
     """
     p = {**EVALUATE_DEFAULTS, **(params or {})}
     out_path = Path(out_path)
@@ -89,4 +93,7 @@ def evaluate(
     write_parquet(table, out_path, meta)
     log.info("%s fold %d: %d videos, %d clips, accuracy %.3f", ckpt["model_name"], fold, len(table),
              len(clips), float((table["label"] == table["pred"]).mean()))
+    if tensorboard:
+        s = scores(videos["label"].to_numpy(), probs.argmax(1), len(classes))
+        write_test_metrics(tensorboard, s["uar"], s["accuracy"])
     return table

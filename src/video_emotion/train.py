@@ -1,7 +1,10 @@
 """Train one model on one fold of the clip cache: resumable state, final outputs written once, torchrun DDP.
 
 The loop follows nanoGPT and timm: ``train_one_epoch`` and ``validate`` are separate functions, DDP is detected
-from torchrun's environment (gloo on the CPU, nccl on CUDA), and only rank 0 logs and writes.
+from torchrun's environment (gloo on the CPU, nccl on CUDA), and only rank 0 logs and writes. :func:`train` reads as
+set-up (:func:`set_up` -> :class:`Run`), epochs (:func:`train_epoch`), finish; everything it shows or writes on the
+way goes through its observers (:mod:`video_emotion.observers`: the log and progress bar, TensorBoard, and
+:class:`Checkpoints`, the files below), each called with the same history row at the end of an epoch.
 
 Model selection uses the inner validation subjects, drawn from the training subjects of the fold
 (:func:`video_emotion.splits.fold_subjects`); the test fold is never read here. Without validation subjects
@@ -32,9 +35,9 @@ import logging
 import math
 import os
 import random
-import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -45,7 +48,6 @@ import yaml
 from torch import nn
 from torch.utils.data import DataLoader
 from torch.utils.data.distributed import DistributedSampler
-from tqdm import tqdm
 
 from video_emotion.cache import read_index
 from video_emotion.clips import ClipDataset, InputNorm
@@ -60,6 +62,7 @@ from video_emotion.inference import (
 )
 from video_emotion.io import atomic_path, read_parquet, remove_stale_temporaries, write_parquet
 from video_emotion.metrics import scores
+from video_emotion.observers import Console, Observer, TensorBoard, notify
 from video_emotion.parent import orphan_watch, snakemake_ancestor
 from video_emotion.splits import LeakageError, check_no_leak, fold_subjects
 
@@ -90,9 +93,11 @@ TRAIN_DEFAULTS = {
     "compile": False,  # torch.compile the model in place (state dict keys unchanged)
     "checkpoint_every": 1,  # epochs between writes of last.pt (and always at the end)
     "patience": 0,  # stop when validation UAR has not improved for this many epochs (0 = run every epoch)
+    "tensorboard": True,  # TensorBoard event files, where train() is given their folder (observers.TensorBoard)
 }
-# Settings that change how fast training runs, never a number it computes: left out of the fingerprint.
-SPEED_ONLY = ("num_workers", "checkpoint_every")
+# Settings that change how fast training runs or what it reports, never a number it computes: left out of the
+# fingerprint.
+SPEED_ONLY = ("num_workers", "checkpoint_every", "tensorboard")
 # What the checkpoint holds besides weights and training state (best.pt has only these and the weights).
 DECLARED = ("best.pt", "history.parquet")
 HISTORY_COLUMNS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "val_uar", "lr", "seconds", "clips_per_s")
@@ -154,12 +159,14 @@ def validate(model: nn.Module, loader: DataLoader, device: torch.device, amp: bo
     return {"val_loss": out["loss"] / max(len(out["labels"]), 1), "val_acc": s["accuracy"], "val_uar": s["uar"]}
 
 
-def train_one_epoch(model, loader, criterion, optimizer, scheduler, device, p: dict, desc: str, master: bool,
-                    watch: Callable[[], None] = lambda: None, norm: dict | None = None) -> dict:
+def train_one_epoch(model, loader, criterion, optimizer, scheduler, device, p: dict,
+                    on_step: Callable[[float], None] = lambda loss: None, watch: Callable[[], None] = lambda: None,
+                    norm: dict | None = None) -> dict:
+    """One pass over ``loader``, ``on_step(loss)`` after each optimizer step; the mean loss and accuracy of every
+    rank's clips."""
     model.train()
     totals = torch.zeros(3, dtype=torch.float64)  # loss sum, correct, clips
-    bar = tqdm(loader, desc=desc, disable=not master, file=sys.stderr, mininterval=2.0, leave=False)
-    for frames, y, _, jitter in bar:
+    for frames, y, _, jitter in loader:
         watch()
         x, y = model_input(frames, jitter, device, norm), y.to(device, non_blocking=True)
         with autocast(device, p["amp"]):
@@ -171,9 +178,9 @@ def train_one_epoch(model, loader, criterion, optimizer, scheduler, device, p: d
             nn.utils.clip_grad_norm_(model.parameters(), p["grad_clip"])
         optimizer.step()
         scheduler.step()
-        totals += torch.tensor([loss.item() * len(y), (logits.argmax(1) == y).sum().item(), len(y)],
-                               dtype=torch.float64)
-        bar.set_postfix(loss=f"{loss.item():.3f}", refresh=False)
+        value = loss.item()
+        totals += torch.tensor([value * len(y), (logits.argmax(1) == y).sum().item(), len(y)], dtype=torch.float64)
+        on_step(value)
     if dist.is_initialized():
         dist.all_reduce(totals)
     return {"train_loss": (totals[0] / totals[2]).item(), "train_acc": (totals[1] / totals[2]).item(),
@@ -269,8 +276,105 @@ def _resume_state(last_path: Path, fingerprint: dict) -> tuple[dict | None, str]
     return ckpt, ""
 
 
+@dataclass
+class Run:
+    """One training run on this rank: what the loop works on, and what its observers read
+    (:mod:`video_emotion.observers`). ``history`` and ``best`` are kept on rank 0."""
+
+    model_name: str
+    arch: str
+    fold: int
+    out_dir: Path
+    p: dict  # the train settings, defaults filled in
+    device: torch.device
+    rank: int
+    world: int
+    local_rank: int
+    watch: Callable[[], None]
+    split: dict  # the subjects: train, val, test
+    validation: bool  # inner validation subjects exist; else the last epoch is kept
+    num_classes: int
+    train_set: ClipDataset
+    sampler: DistributedSampler
+    train_loader: DataLoader
+    val_loader: DataLoader | None
+    model: nn.Module  # the model itself, never wrapped
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LambdaLR
+    criterion: nn.Module
+    finetune: object | None  # models.pretrained.FineTuning of a model with an init
+    norm: dict  # the input convention of the weights
+    meta: dict  # what every checkpoint holds besides weights and training state
+    lock: object = None  # out_dir/.lock on rank 0, held while the run lives
+    start_epoch: int = 0
+    finished: bool = False  # continued from a finished last.pt: nothing left to train
+    history: list[dict] = field(default_factory=list)  # one row per epoch done
+    best: dict = field(default_factory=lambda: {"val_uar": -1.0, "val_loss": float("inf"), "epoch": 0})
+    best_state: dict | None = None
+    step: int = 0  # optimizer steps done (the global step of the curves)
+    net: nn.Module | None = None  # what trains: the model, or its DDP wrapper
+
+    @property
+    def master(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def ddp(self) -> bool:
+        return self.world > 1
+
+    @property
+    def epoch(self) -> int:
+        """Epochs done."""
+        return len(self.history)
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return len(self.train_loader)
+
+    def wrap(self) -> None:
+        """Train through DDP (made again when the parameters that require gradients change)."""
+        ids = [self.local_rank] if self.device.type == "cuda" else None
+        self.net = nn.parallel.DistributedDataParallel(self.model, device_ids=ids) if self.ddp else self.model
+
+    def state(self, finished: bool) -> dict:
+        """The checkpoint of the run as it stands (last.pt)."""
+        ckpt = {**self.meta, "model": self.model.state_dict(), "best_model": self.best_state, "epoch": self.epoch,
+                "best_metric": self.best, "history": self.history, "finished": finished}
+        if not finished:  # what continuing needs; a finished run never continues (epochs are in the fingerprint)
+            ckpt.update(optimizer=self.optimizer.state_dict(), scheduler=self.scheduler.state_dict(), rng=rng_state())
+        return ckpt
+
+
+class Checkpoints(Observer):
+    """The run folder: last.pt every ``train.checkpoint_every`` epochs; when training is done last.pt (finished),
+    then the declared outputs, each written once: best.pt and history.parquet (a kill in between loses nothing)."""
+
+    def epoch_end(self, run: Run, row: dict) -> None:
+        if run.epoch % max(1, int(run.p["checkpoint_every"])) == 0 and run.epoch < run.p["epochs"]:
+            save_checkpoint(run.state(finished=False), run.out_dir / "last.pt")
+
+    def finish(self, run: Run) -> None:
+        if not run.finished:
+            save_checkpoint(run.state(finished=True), run.out_dir / "last.pt")
+        best_ckpt = {**run.meta, "model": run.best_state, "epoch": run.best["epoch"], "best_metric": run.best}
+        save_checkpoint(best_ckpt, run.out_dir / "best.pt")
+        p = run.p
+        selection = "validation UAR" if run.validation else "last epoch (no validation subjects)"
+        if run.epoch < p["epochs"]:
+            selection += f"; stopped early after {run.epoch} of {p['epochs']} epochs (patience {p['patience']})"
+        write_parquet(pd.DataFrame(run.history, columns=HISTORY_COLUMNS), run.out_dir / "history.parquet",
+                      metadata={"model": run.model_name, "arch": run.arch, "fold": run.fold,
+                                "validation": run.validation, "selection": selection, "best_epoch": run.best["epoch"],
+                                "subjects": run.split, "init": _init_meta(run.meta["init"]),
+                                "input_norm": InputNorm.of(run.norm).describe(),
+                                "parameters": sum(q.numel() for q in run.model.parameters())})
+        log.info("%s fold %d done: best epoch %d of %d (%s); wrote %s and %s", run.model_name, run.fold,
+                 run.best["epoch"], run.epoch, selection, run.out_dir / "best.pt", run.out_dir / "history.parquet")
+
+
 def train(cache_h5: str | os.PathLike, model_name: str, fold: int, out_dir: str | os.PathLike, params: dict,
-          folds_table: str | os.PathLike | None = None, watch: Callable[[], None] | None = None) -> dict:
+          folds_table: str | os.PathLike | None = None, watch: Callable[[], None] | None = None,
+          tensorboard: str | os.PathLike | None = None, observers: Sequence[Observer] = ()) -> dict:
     """Train ``model_name`` on fold ``fold`` of ``cache_h5``; write best.pt and history.parquet when done.
 
     ``params``: ``train`` (the config's train section), ``arch`` (the architecture of the variant ``model_name``;
@@ -280,8 +384,80 @@ def train(cache_h5: str | os.PathLike, model_name: str, fold: int, out_dir: str 
     anything else worth keeping in the checkpoint (faces, frames, cache). Continues from ``out_dir/last.pt`` when
     its fingerprint matches (the init file's content hash is part of it). ``watch`` is called every few batches and
     stops the run by raising (default: :func:`video_emotion.parent.orphan_watch` of the Snakemake process above this one).
-    Returns a summary of the run.
+    ``tensorboard``: the folder of the run's TensorBoard event files (none without it, or with
+    ``train.tensorboard`` false). ``observers``: more observers of the run (:mod:`video_emotion.observers`), called
+    after the log and TensorBoard, before the checkpoints, on rank 0. Returns a summary of the run.
     """
+    run = set_up(cache_h5, model_name, fold, out_dir, params, folds_table, watch)
+    if run.master:  # the checkpoints last: what last.pt holds is in the event files (and any other log) already
+        board = [TensorBoard(tensorboard)] if tensorboard and run.p["tensorboard"] else []
+        observers = [Console(), *board, *observers, Checkpoints()]
+    else:
+        observers = []
+    try:
+        notify(observers, "start", run)
+        for epoch in range(run.start_epoch, run.p["epochs"]):
+            if should_stop(run):
+                break
+            row = train_epoch(run, epoch, observers)
+            notify(observers, "epoch_end", run, row)  # observers: rank 0 only
+            run.watch()
+        notify(observers, "finish", run)
+    finally:
+        notify(observers, "close")
+    if run.ddp:
+        dist.barrier()
+        dist.destroy_process_group()
+    return {"out_dir": str(run.out_dir), "epochs": run.epoch, "best": run.best, "subjects": run.split,
+            "final": run.history[-1] if run.history else None, "rank": run.rank, "validation": run.validation}
+
+
+def should_stop(run: Run) -> bool:
+    """Early stopping (:func:`stopped_early`), decided on rank 0 for every rank."""
+    stop = torch.tensor([stopped_early(run.history, run.best, run.p, run.validation)], dtype=torch.int32,
+                        device=run.device)
+    if run.ddp:  # rank 0 keeps the history: its decision holds for every rank
+        dist.broadcast(stop, 0)
+    return bool(stop.item())
+
+
+def train_epoch(run: Run, epoch: int, observers: list[Observer]) -> dict | None:
+    """Epoch ``epoch`` (from 0): train, then on rank 0 validate and keep the best; its history row (rank 0)."""
+    if run.finetune and run.finetune.set_epoch(epoch) and run.ddp:
+        run.wrap()  # DDP reduces the gradients of the parameters that required them when it was made
+    run.sampler.set_epoch(epoch)
+    run.train_set.set_epoch(epoch)
+    notify(observers, "epoch_start", run)
+
+    def on_step(loss: float) -> None:
+        run.step += 1
+        notify(observers, "step", run, loss)
+
+    t0 = time.perf_counter()
+    stats = train_one_epoch(run.net, run.train_loader, run.criterion, run.optimizer, run.scheduler, run.device,
+                            run.p, on_step, run.watch, run.norm)
+    seconds = time.perf_counter() - t0
+    if not run.master:
+        return None
+    nan = float("nan")
+    val = validate(run.model, run.val_loader, run.device, run.p["amp"], run.num_classes, run.norm) \
+        if run.val_loader else {"val_loss": nan, "val_acc": nan, "val_uar": nan}
+    row = {"epoch": epoch + 1, "train_loss": stats["train_loss"], "train_acc": stats["train_acc"], **val,
+           "lr": run.optimizer.param_groups[0]["lr"], "seconds": seconds, "clips_per_s": stats["clips"] / seconds}
+    # Select on validation UAR, ties to the lower loss; without validation subjects, the last epoch.
+    best = run.best
+    if run.val_loader is None or val["val_uar"] > best["val_uar"] or (
+            val["val_uar"] == best["val_uar"] and val["val_loss"] < best["val_loss"]):
+        run.best = {"val_uar": val["val_uar"], "val_loss": val["val_loss"], "epoch": epoch + 1}
+        run.best_state = {k: v.detach().to("cpu", copy=True) for k, v in run.model.state_dict().items()}
+    run.history.append(row)
+    return row
+
+
+def set_up(cache_h5: str | os.PathLike, model_name: str, fold: int, out_dir: str | os.PathLike, params: dict,
+           folds_table: str | os.PathLike | None, watch: Callable[[], None] | None) -> Run:
+    """Everything before the first epoch: settings, DDP, subjects, data, model (and its init), optimizer, the lock
+    on ``out_dir`` and the state continued from last.pt when its fingerprint matches (see :func:`train`)."""
     from video_emotion.models import create_model, optimize_for_device
     from video_emotion.models.pretrained import (
         FINETUNE_DEFAULTS,
@@ -300,7 +476,6 @@ def train(cache_h5: str | os.PathLike, model_name: str, fold: int, out_dir: str 
     out_dir = Path(out_dir)
     config = _plain({**params, "train": p, "model": model_name, "arch": arch, "fold": int(fold),
                      "cache_h5": str(cache_h5)})
-    every = max(1, int(p["checkpoint_every"]))
 
     ddp = int(os.environ.get("WORLD_SIZE", "1")) > 1
     rank, world, local_rank = 0, 1, 0
@@ -387,9 +562,9 @@ def train(cache_h5: str | os.PathLike, model_name: str, fold: int, out_dir: str 
     criterion = nn.CrossEntropyLoss(weight=weight, label_smoothing=p["label_smoothing"])
 
     last_path = out_dir / "last.pt"
-    lock, ckpt = None, None
+    ckpt, lock = None, None
     if master:
-        lock = lock_folder(out_dir)  # noqa: F841 (held until the process ends)
+        lock = lock_folder(out_dir)
         for name in ("last.pt", "config.yaml", *DECLARED):  # temporaries of a run killed while writing
             remove_stale_temporaries(out_dir / name)
         if last_path.exists():
@@ -405,101 +580,33 @@ def train(cache_h5: str | os.PathLike, model_name: str, fold: int, out_dir: str 
         if not master and last_path.exists():
             ckpt = read_checkpoint(last_path)
 
-    start_epoch, history, best_state = 0, [], None
-    best = {"val_uar": -1.0, "val_loss": float("inf"), "epoch": 0}
+    meta = {"model_name": model_name, "arch": arch, "model_kwargs": _plain(model_kwargs),
+            "classes": classes, "clip_len": clip_len, "crop_size": int(attrs["crop_size"]), "fold": int(fold),
+            "config": config, "subjects": split, "validation": validation, "dataset": str(attrs.get("dataset", "")),
+            "cache_hash": attrs.get("content_hash"), "fingerprint": fingerprint, "init": init_report,
+            "input_norm": norm}
+    run = Run(model_name=model_name, arch=arch, fold=int(fold), out_dir=out_dir, p=p, device=device, rank=rank,
+              world=world, local_rank=local_rank, watch=watch, split=split, validation=validation,
+              num_classes=len(classes), train_set=train_set, sampler=sampler, train_loader=train_loader,
+              val_loader=val_loader, model=model, optimizer=optimizer, scheduler=scheduler, criterion=criterion,
+              finetune=finetune, norm=norm, meta=meta, lock=lock)
     if ckpt is not None:
         model.load_state_dict(ckpt["model"])
         if not ckpt.get("finished"):
             optimizer.load_state_dict(ckpt["optimizer"])
             scheduler.load_state_dict(ckpt["scheduler"])
             set_rng_state(ckpt["rng"])
-        start_epoch, history, best = ckpt["epoch"], list(ckpt["history"]), dict(ckpt["best_metric"])
-        best_state = ckpt["best_model"]
+        run.start_epoch, run.history, run.best = ckpt["epoch"], list(ckpt["history"]), dict(ckpt["best_metric"])
+        run.best_state, run.finished = ckpt["best_model"], bool(ckpt.get("finished"))
+        run.step = run.start_epoch * steps_per_epoch
         if master:
-            log.info("continuing %s from epoch %d", last_path, start_epoch)
-    raw_model = model
-
-    def wrap() -> nn.Module:
-        ids = [local_rank] if device.type == "cuda" else None
-        return nn.parallel.DistributedDataParallel(raw_model, device_ids=ids)
-
+            log.info("continuing %s from epoch %d", last_path, run.start_epoch)
     if finetune:
-        finetune.set_epoch(start_epoch)
-    if ddp:
-        model = wrap()
-
+        finetune.set_epoch(run.start_epoch)
+    run.wrap()
     if master:
         log.info("%s (%s) fold %d: %d train videos (%d subjects), %d val videos (%d subjects%s), %d clips/epoch on "
                  "%s x%d, pid %d", model_name, arch, fold, len(train_rows), len(split["train"]), len(val_rows),
                  len(split["val"]), "" if validation else ": the last epoch is kept", len(train_set), device, world,
                  os.getpid())
-
-    meta = {"model_name": model_name, "arch": arch, "model_kwargs": _plain(model_kwargs),
-            "classes": classes, "clip_len": clip_len, "crop_size": int(attrs["crop_size"]), "fold": int(fold),
-            "config": config, "subjects": split, "validation": validation, "dataset": str(attrs.get("dataset", "")),
-            "cache_hash": attrs.get("content_hash"), "fingerprint": fingerprint, "init": init_report,
-            "input_norm": norm}
-
-    def state(finished: bool) -> dict:
-        ckpt = {**meta, "model": raw_model.state_dict(), "best_model": best_state, "epoch": len(history),
-                "best_metric": best, "history": history, "finished": finished}
-        if not finished:  # what continuing needs; a finished run never continues (epochs are in the fingerprint)
-            ckpt.update(optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict(), rng=rng_state())
-        return ckpt
-
-    for epoch in range(start_epoch, p["epochs"]):
-        stop = torch.tensor([stopped_early(history, best, p, validation)], dtype=torch.int32, device=device)
-        if ddp:  # rank 0 keeps the history: its decision holds for every rank
-            dist.broadcast(stop, 0)
-        if stop.item():
-            break
-        if finetune and finetune.set_epoch(epoch) and ddp:
-            model = wrap()  # DDP reduces the gradients of the parameters that required them when it was made
-        sampler.set_epoch(epoch)
-        train_set.set_epoch(epoch)
-        t0 = time.perf_counter()
-        stats = train_one_epoch(model, train_loader, criterion, optimizer, scheduler, device, p,
-                                f"{model_name} fold {fold} epoch {epoch + 1}/{p['epochs']}", master, watch, norm)
-        seconds = time.perf_counter() - t0
-        if master:
-            nan = float("nan")
-            val = validate(raw_model, val_loader, device, p["amp"], len(classes), norm) if val_loader else \
-                {"val_loss": nan, "val_acc": nan, "val_uar": nan}
-            row = {"epoch": epoch + 1, "train_loss": stats["train_loss"], "train_acc": stats["train_acc"], **val,
-                   "lr": optimizer.param_groups[0]["lr"], "seconds": seconds, "clips_per_s": stats["clips"] / seconds}
-            history.append(row)
-            # Select on validation UAR, ties to the lower loss; without validation subjects, the last epoch.
-            improved = val_loader is None or val["val_uar"] > best["val_uar"] or (
-                val["val_uar"] == best["val_uar"] and val["val_loss"] < best["val_loss"])
-            if improved:
-                best = {"val_uar": val["val_uar"], "val_loss": val["val_loss"], "epoch": epoch + 1}
-                best_state = {k: v.detach().to("cpu", copy=True) for k, v in raw_model.state_dict().items()}
-            if (epoch + 1) % every == 0 and epoch + 1 < p["epochs"]:
-                save_checkpoint(state(finished=False), last_path)
-            log.info("epoch %d/%d train loss %.4f acc %.3f | val loss %.4f acc %.3f UAR %.3f | lr %.2e %.1fs "
-                     "%.1f clips/s%s", epoch + 1, p["epochs"], row["train_loss"], row["train_acc"], row["val_loss"],
-                     row["val_acc"], row["val_uar"], row["lr"], seconds, row["clips_per_s"],
-                     " *best" if improved else "")
-        watch()
-
-    if master:
-        # The declared outputs last, each written once: last.pt first, so that a kill in between loses nothing.
-        if ckpt is None or not ckpt.get("finished"):
-            save_checkpoint(state(finished=True), last_path)
-        best_ckpt = {**meta, "model": best_state, "epoch": best["epoch"], "best_metric": best}
-        save_checkpoint(best_ckpt, out_dir / "best.pt")
-        selection = "validation UAR" if validation else "last epoch (no validation subjects)"
-        if len(history) < p["epochs"]:
-            selection += f"; stopped early after {len(history)} of {p['epochs']} epochs (patience {p['patience']})"
-        write_parquet(pd.DataFrame(history, columns=HISTORY_COLUMNS), out_dir / "history.parquet",
-                      metadata={"model": model_name, "arch": arch, "fold": int(fold), "validation": validation,
-                                "selection": selection, "best_epoch": best["epoch"], "subjects": split,
-                                "init": _init_meta(init_report), "input_norm": InputNorm.of(norm).describe(),
-                                "parameters": sum(q.numel() for q in raw_model.parameters())})
-        log.info("%s fold %d done: best epoch %d of %d (%s); wrote %s and %s", model_name, fold, best["epoch"],
-                 len(history), selection, out_dir / "best.pt", out_dir / "history.parquet")
-    if ddp:
-        dist.barrier()
-        dist.destroy_process_group()
-    return {"out_dir": str(out_dir), "epochs": len(history), "best": best, "subjects": split,
-            "final": history[-1] if history else None, "rank": rank, "validation": validation}
+    return run

@@ -16,7 +16,9 @@ rule evaluate:
         gpu=0,
     params:
         evaluate=as_json(config["evaluate"]),
+        # the training run's TensorBoard folder (a log; if there), which gets the test UAR and WAR
+        tensorboard="results/tensorboard/{model}/seed{seed}/fold{fold}",
     shell:
         "python -m video_emotion --threads {threads} --gpus {resources.gpu} evaluate --cache {input.cache:q}"
         " --folds {input.folds:q} --checkpoint {input.checkpoint:q} --fold {wildcards.fold} --out {output:q}"
-        " --params {params.evaluate:q} > {log:q} 2>&1"
+        " --tensorboard {params.tensorboard:q} --params {params.evaluate:q} > {log:q} 2>&1"

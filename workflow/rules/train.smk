@@ -18,10 +18,12 @@ rule train:
     params:
         train=train_params,
         out="results/models/{model}/seed{seed}/fold{fold}",
+        # TensorBoard event files: a log, not an output (deleting them reruns nothing); none if train.tensorboard is false
+        tensorboard="results/tensorboard/{model}/seed{seed}/fold{fold}",
     shell:
         "python -m video_emotion --threads {threads} --gpus {resources.gpu} train --cache {input.cache:q} --folds {input.folds:q}"
         " --model {wildcards.model} --fold {wildcards.fold} --out {params.out:q} --nproc {resources.gpu}"
-        " --params {params.train:q} > {log:q} 2>&1"
+        " --tensorboard {params.tensorboard:q} --params {params.train:q} > {log:q} 2>&1"
 
 
 # Every training run's history in one table (a source column names the run); also what `--until train` runs up to.

@@ -8,6 +8,12 @@ for the tests and the benchmarks:
         results/manifest.parquet
     snakemake --profile workflow/profiles/slurm -n --configfile workflow/presets/enterface05.yaml \\
         --config dataset_root=/tmp/enterface05
+
+The in-the-wild sets (:func:`make_dfew_tree`, :func:`make_ferv39k_tree`, :func:`make_mafw_tree`) come as frame
+folders and split files: their trees hold the split files in the maintainers' formats and, per clip, real images
+(label-dependent, tiny by default, 224x224 for decoding measurements), zero-byte files, or bare folders; tiny, or at
+the official fold sizes; with the defects the adapters must handle. The real split files are licensed with the data
+and never committed.
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from video_emotion.cache import build_cache, qc_path, read_index
-from video_emotion.clips import MEAN, STD, ClipDataset, clip_starts, normalize_clip
+from video_emotion.clips import MEAN, STD, ClipDataset, clip_starts, normalize_clip, segment_frames
 from video_emotion.io import DamagedFileError, write_parquet
 from video_emotion.labels import EMOTIONS
 
@@ -216,7 +216,7 @@ def test_eval_clips_evenly_spaced_and_normalised(tmp_path):
             frames, y, v, jitter = ds[i]
             assert frames.shape == (4, 16, 16, 3) and frames.dtype == torch.uint8
             assert y == index["label"][v] and v == i // 3 and jitter.tolist() == [1.0, 0.0]
-            start = int(index["start"][v]) + ds.clip_start(i)
+            start = int(index["start"][v]) + int(ds.clip_frames(i)[0])
             assert torch.equal(frames, torch.from_numpy(f["frames"][start:start + 4]))
             x = normalize_clip(frames, *jitter)
             assert x.shape == (3, 4, 16, 16) and x.dtype == torch.float32
@@ -250,8 +250,42 @@ def test_short_video_loops(tmp_path):
         ds = ClipDataset(out, clip_len=8, train=train, clips_per_video=2)
         frames, _, _, _ = ds[2 * v]
         assert frames.shape == (8, 16, 16, 3)
-    raw = ClipDataset(out, clip_len=8).read(v, 0)
+    raw = ClipDataset(out, clip_len=8).read(v, np.arange(8) % 3)
     np.testing.assert_array_equal(raw[:3], raw[3:6])
+
+
+def test_segment_frames_span_the_whole_clip():
+    # 32 frames, 16 segments of 2: centres pick 1, 3, ..., 31; random places stay inside their segment.
+    centres = segment_frames([32], 16, np.full((1, 16), 0.5))[0]
+    assert centres.tolist() == list(range(1, 32, 2))
+    drawn = segment_frames([32, 32], 16, np.random.default_rng(0).random((2, 16)))
+    assert ((drawn // 2) == np.arange(16)).all()
+    # 8 frames stretched to 16: each frame twice, in order (never looped back to the start).
+    short = segment_frames([8], 16, np.full((1, 16), 0.5))[0]
+    assert short.tolist() == [i // 2 for i in range(16)]
+    # 5 frames: every frame used, in order, none past the end.
+    five = segment_frames([5], 16, np.full((1, 16), 0.99))[0]
+    assert sorted(set(five.tolist())) == [0, 1, 2, 3, 4] and (np.diff(five) >= 0).all()
+
+
+def test_segment_sampling_reads_one_frame_per_segment(tmp_path):
+    out = make_cache(tmp_path, subjects=1, n_frames=3)
+    index, _ = read_index(out)
+    with h5py.File(out, "r") as f:
+        every = f["frames"][:]
+    for v in range(len(index)):
+        n, first = int(index["length"][v]), int(index["start"][v])
+        ev = ClipDataset(out, clip_len=4, sampling="segments", clips_per_video=1)
+        expected = segment_frames([n], 4, np.full((1, 4), 0.5))[0]
+        np.testing.assert_array_equal(ev[v][0].numpy(), every[first + expected])
+        tr = ClipDataset(out, clip_len=4, train=True, crop_scale=1.0, sampling="segments", seed=3)
+        offsets = tr.draw([v])[0][0]
+        j = np.arange(4)
+        assert (np.floor(j * n / 4) <= offsets).all() and (offsets <= np.ceil((j + 1) * n / 4) - 1).all()
+        assert tr.draw([v])[0].tolist() == ClipDataset(out, clip_len=4, train=True, sampling="segments",
+                                                       seed=3).draw([v])[0].tolist()  # (seed, epoch, i) only
+    with pytest.raises(ValueError, match="sampling"):
+        ClipDataset(out, clip_len=4, sampling="uniform")
 
 
 def test_training_augmentation_seeded_by_epoch_not_workers(tmp_path):

@@ -16,7 +16,7 @@ import torch
 import yaml
 from test_workflow import ROOT, snakemake
 
-from video_emotion.datasets import DatasetError, add_folds, build_manifest, clip_source
+from video_emotion.datasets import DatasetError, add_folds, build_manifest, clip_source, summarize
 from video_emotion.datasets.placeholder import make_dfew_tree, make_ferv39k_tree, make_mafw_tree
 from video_emotion.faces import process_shard
 from video_emotion.frames import frame_files, read_images
@@ -60,6 +60,8 @@ def test_listed_clips_without_frames_or_with_a_foreign_label_are_rejected_with_a
     stem = lambda name: Path(name).stem if name.endswith(".mp4") else name.replace("/", "_")  # noqa: E731
     assert stem(made["short"][0]) in set(manifest["video_id"]) and stem(made["unpadded"][0]) in set(manifest["video_id"])
     assert set(manifest["label"].cat.categories) == set(clip_source_labels(dataset))
+    text = summarize(manifest, rejected)  # one row per official fold, not one per clip
+    assert "no subject ids" in text and "fold 0" in text and len(text.splitlines()) < 30
 
 
 def clip_source_labels(dataset):
@@ -227,3 +229,21 @@ def test_each_layout_runs_through_the_dag_with_the_official_protocol(wild_run):
     assert len(rejected) == 2
     html = (results / "report" / "index.html").read_text()
     assert "res_att" in html
+
+
+def test_config_file_text_with_a_colon_stays_text():
+    # Snakemake hands config-file values to the --config reader too: a published row's note "a: b" is text.
+    from video_emotion.config import typed
+
+    assert typed({"note": "quoted by X; Y: 30.48 / 40.81", "train": "{epochs: 3}", "seeds": "[0, 1]"}) == \
+        {"note": "quoted by X; Y: 30.48 / 40.81", "train": {"epochs": 3}, "seeds": [0, 1]}
+
+
+def test_the_dfew_baseline_rows_without_their_weight_files_stop_with_the_fix(tmp_path):
+    # The DFEW preset lists the paper's baseline rows from published weights: absent files are named before any job.
+    make_dfew_tree(tmp_path / "data", missing=0, bad_label=0)
+    proc = snakemake(tmp_path, "-n", "--configfile", str(PRESETS / "dfew.yaml"), "--config",
+                     f"dataset_root={tmp_path / 'data'}", check=False)
+    assert proc.returncode != 0
+    assert "the init files of res_att_p3d199 (resources/weights/p3d_rgb_199.checkpoint.pth.tar)" in proc.stderr
+    assert "r2plus1d_18_k400 (resources/weights/r2plus1d_18-91a641e6.pth) are missing" in proc.stderr

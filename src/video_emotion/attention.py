@@ -40,7 +40,7 @@ def compute_attention(cache_h5: str | os.PathLike, checkpoints, out_path: str | 
     import torch
 
     from video_emotion.cache import read_index
-    from video_emotion.clips import ClipDataset, normalize_clip
+    from video_emotion.clips import ClipDataset, normalize_clip, sampling_of
     from video_emotion.inference import load_checkpoint
     from video_emotion.metrics import run_keys
     from video_emotion.models.explain import attention_map, map_kind
@@ -62,9 +62,10 @@ def compute_attention(cache_h5: str | os.PathLike, checkpoints, out_path: str | 
         kind, modules = map_kind(model)
         info = {"model": str(ckpt.get("model_name", keys.get("model", ""))), "seed": int(keys.get("seed", 0)),
                 "kind": kind, "modules": modules, "clip_len": int(ckpt["clip_len"])}
-        data = ClipDataset(cache_h5, videos["video_id"].tolist(), clip_len=int(ckpt["clip_len"]))
+        data = ClipDataset(cache_h5, videos["video_id"].tolist(), clip_len=int(ckpt["clip_len"]),
+                           sampling=sampling_of(ckpt))
         for i, video_id in enumerate(data.index["video_id"]):
-            frames = data.read(i, data.clip_start(i))
+            frames = data.read(i, data.clip_frames(i))
             clip = normalize_clip(frames, norm=ckpt.get("input_norm")).unsqueeze(0).to(device)
             with torch.no_grad():
                 pred = int(model(clip).argmax(1))

@@ -62,8 +62,9 @@ def cmd_folds(args: argparse.Namespace) -> None:
     from video_emotion.datasets import add_folds
     from video_emotion.io import read_parquet_metadata, write_parquet
 
-    manifest = pd.read_parquet(args.manifest, columns=["video_id", "subject"])
-    table = add_folds(manifest, args.params)
+    manifest = pd.read_parquet(args.manifest)
+    manifest = manifest[[c for c in ("video_id", "subject", "official_fold") if c in manifest]]
+    table = add_folds(manifest, args.params)[["video_id", "subject", "fold"]]
     write_parquet(table, args.out, metadata={**read_parquet_metadata(args.manifest), "folds": args.params})
     counts = table.groupby("fold")["subject"].agg(["nunique", "size"])
     for fold, row in counts.iterrows():
@@ -130,12 +131,17 @@ def cmd_faces(args: argparse.Namespace) -> None:
     if args.manifest is None or args.shard is None or args.qc is None:
         raise SystemExit("video-emotion faces: error: give --manifest, --shard and --qc (a shard of the workflow), "
                          "or --video VIDEO (a quick look at one video)")
-    manifest = pd.read_parquet(args.manifest, columns=["video_id", "shard"])
-    ids = manifest.loc[manifest["shard"] == args.shard, "video_id"].tolist()
-    if not ids:
+    manifest = pd.read_parquet(args.manifest, columns=["video_id", "path", "shard"])
+    shard = manifest[manifest["shard"] == args.shard]
+    if shard.empty:
         raise SystemExit(f"shard {args.shard!r} has no videos in {args.manifest}; rerun the manifest rule")
-    items = [(vid, Path(args.frames_root) / vid) for vid in ids]
-    qc = process_shard(items, args.out, args.qc, args.params)
+    if args.images:  # the dataset's own frame folders, named by the manifest
+        from video_emotion.datasets import source_path
+
+        items = [(vid, source_path(args.frames_root, path)) for vid, path in zip(shard["video_id"], shard["path"])]
+    else:
+        items = [(vid, Path(args.frames_root) / vid) for vid in shard["video_id"]]
+    qc = process_shard(items, args.out, args.qc, args.params, images=args.images)
     ok = qc["status"] == "ok"
     log.info("shard %s: %d of %d videos aligned (backend %s, mean detection rate %.3f)", args.shard, ok.sum(),
              len(qc), ", ".join(sorted(set(qc["backend"].astype(str)))), qc.loc[ok, "detection_rate"].mean())
@@ -303,7 +309,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--manifest", type=Path, help="manifest.parquet of the manifest rule")
     p.add_argument("--shard", help="the shard (the manifest's shard column) whose videos to process")
     p.add_argument("--frames-root", type=Path, default=Path("results/frames"),
-                   help="the shard's frames folder (one folder per video)")
+                   help="the shard's frames folder (one folder per video); with --images the dataset root")
+    p.add_argument("--images", action="store_true",
+                   help="the videos are the dataset's own frame folders (the manifest's paths under --frames-root)")
     p.add_argument("--out", type=Path, required=True, help="faces .h5 to write")
     p.add_argument("--qc", type=Path, help="per-video QC .parquet to write (with --video: default beside --out)")
     p.add_argument("--video", type=Path, help="instead of a shard: one raw video, for a quick look")

@@ -122,6 +122,27 @@ def clip_starts(length: int, clip_len: int, n: int) -> list[int]:
     return [int(round(s)) for s in np.linspace(0, last, n)] if n > 1 else [last // 2]
 
 
+# How a clip's frames are taken from its video: ``windows``, clip_len consecutive frames (short videos loop);
+# ``segments``, the field's sampling for variable-length clips (DFEW, FERV39k, MAFW): the whole video cut into
+# clip_len equal segments, one frame from each (random within the segment for training, its centre for evaluation).
+SAMPLINGS = ("windows", "segments")
+
+
+def segment_frames(lengths: np.ndarray, clip_len: int, position: np.ndarray) -> np.ndarray:
+    """(B, clip_len) frame offsets: segment ``j`` of a video of ``L`` frames is ``[j L / clip_len, (j + 1) L /
+    clip_len)``; its frame is the one at ``position`` (in [0, 1), per clip and segment, (B, clip_len)) within it.
+    A video shorter than a clip is stretched, not looped: its frames repeat in order (the nearest frame of each
+    segment), so a clip always spans the whole video once."""
+    lengths = np.asarray(lengths, np.int64)[:, None]
+    at = (np.arange(clip_len)[None, :] + position) * lengths / clip_len
+    return np.minimum(at.astype(np.int64), lengths - 1)
+
+
+def sampling_of(checkpoint: dict) -> str:
+    """The clip sampling a checkpoint was trained with (``windows`` for checkpoints that do not say)."""
+    return str(checkpoint.get("config", {}).get("train", {}).get("sampling", "windows"))
+
+
 class ClipDataset(torch.utils.data.Dataset):
     """Clips of the videos in an HDF5 clip cache.
 
@@ -131,10 +152,14 @@ class ClipDataset(torch.utils.data.Dataset):
     ``normalize_clip(frames, jitter[:, 0], jitter[:, 1])``, on the training device. Items stay uint8 (a quarter of
     the float32 bytes) because moving clips between processes, not augmenting them, is what limits the loader.
 
-    Training clips start at a random frame and get a random crop (``crop_scale`` to 1 of the side, resized back),
-    a horizontal flip (both on the uint8 frames) and a mild brightness/contrast jitter (``jitter``); evaluation clips
-    are evenly spaced and unaugmented (gain 1, bias 0). Videos shorter than a clip loop. Randomness comes from
-    ``(seed, epoch, i)`` only, so it does not depend on the workers; call :meth:`set_epoch` before each epoch.
+    With ``sampling="windows"`` a clip is ``clip_len`` consecutive frames: training clips start at a random frame,
+    evaluation clips are evenly spaced, videos shorter than a clip loop. With ``"segments"`` a clip takes one frame
+    from each of ``clip_len`` equal segments of the whole video (:func:`segment_frames`): at a random place for
+    training, at ``(k + 0.5) / clips_per_video`` of each segment for evaluation clip ``k`` (one clip: the centres).
+    Training clips also get a random crop (``crop_scale`` to 1 of the side, resized back), a horizontal flip (both
+    on the uint8 frames) and a mild brightness/contrast jitter (``jitter``); evaluation clips are unaugmented (gain
+    1, bias 0). Randomness comes from ``(seed, epoch, i)`` only, so it does not depend on the workers; call
+    :meth:`set_epoch` before each epoch.
     """
 
     def __init__(
@@ -148,7 +173,10 @@ class ClipDataset(torch.utils.data.Dataset):
         crop_scale: float = 0.8,
         jitter: float = 0.1,
         seed: int = 0,
+        sampling: str = "windows",
     ):
+        if sampling not in SAMPLINGS:
+            raise ValueError(f"clip sampling {sampling!r} is not one of {', '.join(SAMPLINGS)}")
         self.h5_path = Path(h5_path)
         index, attrs = read_index(h5_path)
         if isinstance(videos, pd.DataFrame):
@@ -163,6 +191,7 @@ class ClipDataset(torch.utils.data.Dataset):
         self.crop_size = int(attrs["crop_size"])
         self.clip_len, self.train, self.clips_per_video = int(clip_len), bool(train), int(clips_per_video)
         self.crop_scale, self.jitter, self.seed, self.epoch = crop_scale, jitter, seed, 0
+        self.sampling = sampling
         self._starts = self.index["start"].to_numpy()
         self._lengths = self.index["length"].to_numpy()
         self._labels = self.index["label"].to_numpy()
@@ -190,60 +219,78 @@ class ClipDataset(torch.utils.data.Dataset):
             self._pid = os.getpid()
         return self._dset
 
-    def read(self, video: int, start: int) -> np.ndarray:
-        """uint8 frames (clip_len, S, S, 3) of ``video`` from frame ``start``; short videos loop."""
-        s0, length = int(self._starts[video]), int(self._lengths[video])
+    def read(self, video: int, offsets: np.ndarray) -> np.ndarray:
+        """uint8 frames (clip_len, S, S, 3) of ``video`` at frame ``offsets`` (:meth:`clip_frames`)."""
+        s0 = int(self._starts[video])
+        first, last = int(offsets.min()), int(offsets.max())
         frames = self._frames()
         try:
-            if start + self.clip_len <= length:
-                return frames[s0 + start: s0 + start + self.clip_len]
-            whole = frames[s0: s0 + length]
+            span = frames[s0 + first: s0 + last + 1]
         except OSError as e:  # a chunk that cannot be read: the file was cut off or overwritten
             raise DamagedFileError(self.h5_path, e) from e
-        return whole[(start + np.arange(self.clip_len)) % length]
+        if len(span) == self.clip_len and (np.diff(offsets) == 1).all():
+            return span
+        return span[offsets - first]
 
-    def clip_start(self, i: int) -> int:
-        """The first frame of evaluation clip ``i`` (training clips draw their own)."""
-        video, k = divmod(i, self.clips_per_video)
-        return clip_starts(int(self._lengths[video]), self.clip_len, self.clips_per_video)[k]
+    def clip_frames(self, i: int) -> np.ndarray:
+        """The frame offsets (clip_len,) of evaluation clip ``i`` in its video (training clips draw their own)."""
+        return self._eval_frames(np.array([i]))[0]
+
+    def _eval_frames(self, items: np.ndarray) -> np.ndarray:
+        videos, k = np.divmod(items, self.clips_per_video)
+        lengths = self._lengths[videos]
+        if self.sampling == "segments":
+            position = np.broadcast_to(((k + 0.5) / self.clips_per_video)[:, None], (len(items), self.clip_len))
+            return segment_frames(lengths, self.clip_len, position)
+        start = np.array([clip_starts(int(n), self.clip_len, self.clips_per_video)[j] for n, j in zip(lengths, k, strict=True)],
+                         dtype=np.int64).reshape(-1)
+        return self._window(start, lengths)
+
+    def _window(self, start: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+        """(B, clip_len) offsets of windows from ``start``; short videos loop."""
+        return (start[:, None] + np.arange(self.clip_len)) % np.asarray(lengths, np.int64)[:, None]
 
     def draw(self, items: Sequence[int] | np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """Where B items come from: their first frames (B,), the rows and columns of their crops (B, S) (resized
-        back to S and flipped), and their colour jitter (B, 2) ``(gain, bias)``; evaluation items take the whole,
-        unflipped frame. The one definition of the draws, for one item (``__getitem__``) or a whole batch
-        (``device_data``): item ``i`` gets the same values either way."""
+        """Where B items come from: their frames' offsets in their videos (B, clip_len), the rows and columns of
+        their crops (B, S) (resized back to S and flipped), and their colour jitter (B, 2) ``(gain, bias)``;
+        evaluation items take the whole, unflipped frame. The one definition of the draws, for one item
+        (``__getitem__``) or a whole batch (``device_data``): item ``i`` gets the same values either way."""
         items = np.asarray(items, dtype=np.int64)
         s, grid = self.crop_size, np.arange(self.crop_size)
         if not self.train:
             whole = np.broadcast_to(grid, (len(items), s))
-            start = np.array([self.clip_start(int(i)) for i in items], dtype=np.int64)
-            return start, whole, whole, np.tile([1.0, 0.0], (len(items), 1))
+            return self._eval_frames(items), whole, whole, np.tile([1.0, 0.0], (len(items), 1))
         u = self._uniforms()[items].T
         lengths = self._lengths[items // self.clips_per_video]
-        # A random start; a random crop of crop_scale..1 of the side, resized back to S (nearest neighbour: one
-        # gather on uint8), flipped half of the time; then brightness and contrast (about the normalised mean)
-        # within +-jitter, applied by normalize_clip on the batch.
-        start = (u[0] * (np.maximum(lengths - self.clip_len, 0) + 1)).astype(np.int64)
+        # A random start (windows) or place in each segment (segments); a random crop of crop_scale..1 of the side,
+        # resized back to S (nearest neighbour: one gather on uint8), flipped half of the time; then brightness and
+        # contrast (about the normalised mean) within +-jitter, applied by normalize_clip on the batch.
+        if self.sampling == "segments":
+            offsets = segment_frames(lengths, self.clip_len, u[7:].T)
+        else:
+            offsets = self._window((u[0] * (np.maximum(lengths - self.clip_len, 0) + 1)).astype(np.int64), lengths)
         side = np.round(s * (self.crop_scale + (1 - self.crop_scale) * u[1])).astype(np.int64)
         y0, x0 = ((v * (s - side + 1)).astype(np.int64) for v in u[2:4])
         rows = y0[:, None] + grid * side[:, None] // s
         cols = x0[:, None] + grid * side[:, None] // s
         cols = np.where((u[4] < 0.5)[:, None], cols[:, ::-1], cols)
         brightness, contrast = self.jitter * (2 * u[5:7] - 1)
-        return start, rows, cols, np.stack([1 + contrast, brightness / STD[0]], axis=1)
+        return offsets, rows, cols, np.stack([1 + contrast, brightness / STD[0]], axis=1)
 
     def _uniforms(self) -> np.ndarray:
-        """(items, 7) uniforms in [0, 1) of this epoch, drawn for every item at once and kept for the epoch; row
-        ``i`` depends on ``(seed, epoch, i)`` only (a generator fills the rows in order)."""
+        """(items, 7) uniforms in [0, 1) of this epoch (7 + clip_len with segment sampling: one per segment), drawn
+        for every item at once and kept for the epoch; row ``i`` depends on ``(seed, epoch, i)`` only (a generator
+        fills the rows in order)."""
         if self._draws is None or self._draws[0] != self.epoch:
-            self._draws = (self.epoch, np.random.default_rng((self.seed, self.epoch)).random((len(self), 7)))
+            width = 7 + (self.clip_len if self.sampling == "segments" else 0)
+            self._draws = (self.epoch, np.random.default_rng((self.seed, self.epoch)).random((len(self), width)))
         return self._draws[1]
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, int, int, torch.Tensor]:
         video = i // self.clips_per_video
         label = int(self._labels[video])
-        start, rows, cols, jitter = self.draw([i])
-        frames = self.read(video, int(start[0]))
+        offsets, rows, cols, jitter = self.draw([i])
+        frames = self.read(video, offsets[0])
         if self.train:
             frames = frames.take(rows[0], axis=1).take(cols[0], axis=2)
         return torch.from_numpy(frames), label, video, torch.from_numpy(jitter[0])

@@ -37,16 +37,18 @@ def deep_merge(base: dict, override: dict) -> dict:
 
 
 def typed(value):
-    """``--config`` values as YAML values: Snakemake reads nested ones as strings ("3", "true", "[0, 1]")."""
+    """``--config`` values as YAML values: Snakemake reads nested ones as strings ("3", "true", "[0, 1]"). A string
+    that reads as a mapping only without its braces is text (a config file's "note: a: b"), and stays text."""
     if isinstance(value, dict):
         return {k: typed(v) for k, v in value.items()}
     if isinstance(value, list):
         return [typed(v) for v in value]
     if isinstance(value, str) and value.strip():
         try:
-            return yaml.safe_load(value)
+            parsed = yaml.safe_load(value)
         except yaml.YAMLError:
             return value
+        return value if isinstance(parsed, dict) and not value.lstrip().startswith("{") else parsed
     return value
 
 

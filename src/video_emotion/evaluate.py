@@ -16,7 +16,7 @@ import pandas as pd
 import torch
 
 from video_emotion.cache import read_index
-from video_emotion.clips import ClipDataset
+from video_emotion.clips import ClipDataset, sampling_of
 from video_emotion.device_data import make_loader
 from video_emotion.inference import load_checkpoint, predict_clips, resolve_device, video_scores
 from video_emotion.io import file_sha256, write_parquet
@@ -61,7 +61,8 @@ def evaluate(
     if rows.empty:
         raise ValueError(f"{cache_h5} has no video in test fold {fold}")
 
-    dataset = ClipDataset(cache_h5, rows, int(ckpt["clip_len"]), train=False, clips_per_video=p["clips_per_video"])
+    dataset = ClipDataset(cache_h5, rows, int(ckpt["clip_len"]), train=False, clips_per_video=p["clips_per_video"],
+                          sampling=sampling_of(ckpt))
     loader = make_loader(dataset, device, p, batch_size=p["batch_size"])
     out = predict_clips(model, loader, device, p["amp"], ckpt.get("input_norm"))
     probs, n_clips = video_scores(out["probs"], out["videos"], len(dataset.index))
@@ -81,7 +82,7 @@ def evaluate(
     clips = pd.DataFrame({
         "video_id": videos["video_id"].to_numpy()[out["videos"]],
         "clip": np.arange(len(out["videos"])) % p["clips_per_video"],
-        "start": [dataset.clip_start(i) for i in range(len(dataset))],
+        "start": dataset.draw(np.arange(len(dataset)))[0][:, 0],
         "label": categorical([classes[i] for i in out["labels"]]),
         "pred": categorical([classes[i] for i in out["probs"].argmax(1)]),
         **{f"p_{c}": out["probs"][:, i].astype(np.float32) for i, c in enumerate(classes)},

@@ -82,6 +82,7 @@ TRAIN_DEFAULTS = {
     "grad_clip": 1.0,  # max gradient norm; 0 = off
     "clips_per_video": 2,  # training clips drawn per video per epoch
     "val_clips": 2,  # evenly spaced clips per validation video
+    "sampling": "windows",  # windows | segments: how a clip's frames are taken (clips.ClipDataset)
     "crop_scale": 0.8,
     "jitter": 0.1,
     "seed": 0,
@@ -516,7 +517,7 @@ def set_up(cache_h5: str | os.PathLike, model_name: str, fold: int, out_dir: str
     np.random.seed(p["seed"])
     random.seed(p["seed"])
     train_set = ClipDataset(cache_h5, train_rows, clip_len, train=True, clips_per_video=p["clips_per_video"],
-                            crop_scale=p["crop_scale"], jitter=p["jitter"], seed=p["seed"])
+                            crop_scale=p["crop_scale"], jitter=p["jitter"], seed=p["seed"], sampling=p["sampling"])
     sampler = DistributedSampler(train_set, num_replicas=world, rank=rank, shuffle=True, seed=p["seed"])
     # Full batches only (as timm): a last batch of one clip would break batch norm on small feature maps.
     # The frames go on the device when they fit (device_data), else a DataLoader reads them: the same batches.
@@ -524,7 +525,8 @@ def set_up(cache_h5: str | os.PathLike, model_name: str, fold: int, out_dir: str
                                drop_last=len(sampler) >= p["batch_size"])
     val_loader = None
     if validation:
-        val_set = ClipDataset(cache_h5, val_rows, clip_len, train=False, clips_per_video=p["val_clips"])
+        val_set = ClipDataset(cache_h5, val_rows, clip_len, train=False, clips_per_video=p["val_clips"],
+                              sampling=p["sampling"])
         val_loader = make_loader(val_set, device, p, batch_size=p["batch_size"])
 
     model = create_model(arch, len(classes), **model_kwargs)

@@ -81,6 +81,19 @@ FACES = {**config["faces"], "aligned": CLIP_SOURCE.aligned if ALIGNED is None el
 MODELS = list(config["models"])
 MODEL_SPECS = model_specs(config)
 SEEDS = list(config["seeds"])
+# An init file that is not there stops the run before any job, naming each with the fix (a pretrain run's
+# checkpoint is built by this DAG).
+_ABSENT = [
+    f"{m} ({spec['init']['path']})"
+    for m, spec in MODEL_SPECS.items()
+    if m in MODELS and "init" in spec and "run" not in spec["init"] and not os.path.exists(spec["init"]["path"])
+]
+if _ABSENT:
+    raise SystemExit(
+        f"video-emotion: the init files of {', '.join(_ABSENT)} are missing; put them there (README: Pretrained "
+        "initialisation says where each is published), or leave those models out of `models` (--config "
+        '"models=[...]")'
+    )
 
 
 wildcard_constraints:

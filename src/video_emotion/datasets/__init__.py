@@ -226,21 +226,29 @@ def summarize(manifest: pd.DataFrame, rejected: pd.DataFrame, skipped: dict[str,
     grouped by reason (at most ``max_paths`` each); the documented defects apart, excluded or kept, with their
     source."""
     subjects = sorted_subjects(manifest["subject"])
-    table = pd.crosstab(manifest["subject"].astype(str), manifest["label"], dropna=False)
-    table = table.reindex(subjects).fillna(0).astype(int)
+    clips = not manifest["subject"].astype(str).duplicated().any()  # no subject ids: every clip its own subject
+    if clips and "official_fold" in manifest:  # rows: the official test folds (-1: training only)
+        table = pd.crosstab(manifest["official_fold"], manifest["label"], dropna=False)
+        table.index = [f"fold {f}" if f >= 0 else "train only" for f in table.index]
+        table.index.name = "test fold"
+    else:
+        table = pd.crosstab(manifest["subject"].astype(str), manifest["label"], dropna=False)
+        table = table.reindex(subjects).fillna(0).astype(int)
+        table.index.name = "subject"
     table["total"] = table.sum(axis=1)
     table.loc["total"] = table.sum(axis=0)
-    table.index.name, table.columns.name = "subject", None
+    table.columns.name = None
     defect = rejected["source"].fillna("") != "" if "source" in rejected else rejected["path"].isna()
     excluded, refused = rejected[defect], rejected[~defect]
     kept = manifest[manifest["defect"] != ""] if "defect" in manifest else manifest.iloc[:0]
-    lines = [f"{len(manifest)} videos, {len(subjects)} subjects, {len(table.columns) - 1} classes; "
+    who = "no subject ids" if clips and "official_fold" in manifest else f"{len(subjects)} subjects"
+    lines = [f"{len(manifest)} videos, {who}, {len(table.columns) - 1} classes; "
              f"{len(refused)} rejected; {len(excluded)} documented defects excluded, {len(kept)} kept",
              not_videos_line(skipped), "", table.to_string()]
     empty = [c for c in table.columns[:-1] if table.at["total", c] == 0]
     if empty:
         lines += ["", f"warning: no videos for class(es) {empty}"]
-    if "fold" in manifest:
+    if "fold" in manifest and not clips:
         per_fold = manifest.groupby("fold")["subject"].agg(lambda s: ", ".join(sorted_subjects(s)))
         lines += ["", "test subjects per fold (-1: never tested, trains in every fold):"]
         lines += [f"  {fold}: {subs}" for fold, subs in per_fold.items()]
@@ -251,9 +259,13 @@ def summarize(manifest: pd.DataFrame, rejected: pd.DataFrame, skipped: dict[str,
             lines += [f"    {p}" for p in group["path"].head(max_paths)]
             if len(group) > max_paths:
                 lines.append(f"    ... and {len(group) - max_paths} more (see manifest_rejected.parquet)")
-    if len(excluded):
-        lines += ["", f"documented defects, excluded (dataset_options: {{{KEEP_DEFECTS}: true}} keeps them):"]
-        lines += [f"  {r.path}: {r.reason.removeprefix(DEFECT_REASON)} [{r.source}]" for r in excluded.itertuples()]
+    keepable = excluded["reason"].str.startswith(DEFECT_REASON)
+    for rows, header in ((excluded[keepable], f"documented defects, excluded (dataset_options: {{{KEEP_DEFECTS}: "
+                                               "true} keeps them):"),
+                         (excluded[~keepable], "rejected as the dataset's documentation explains:")):
+        if len(rows):
+            lines += ["", header]
+            lines += [f"  {r.path}: {r.reason.removeprefix(DEFECT_REASON)} [{r.source}]" for r in rows.itertuples()]
     if len(kept):
         lines += ["", f"documented defects, kept (dataset_options.{KEEP_DEFECTS}):"]
         lines += [f"  {r.path}: {r.defect}" for r in kept.itertuples()]

@@ -138,7 +138,8 @@ def cmd_faces(args: argparse.Namespace) -> None:
     if args.images:  # the dataset's own frame folders, named by the manifest
         from video_emotion.datasets import source_path
 
-        items = [(vid, source_path(args.frames_root, path)) for vid, path in zip(shard["video_id"], shard["path"])]
+        items = [(vid, source_path(args.frames_root, path))
+                 for vid, path in zip(shard["video_id"], shard["path"], strict=True)]
     else:
         items = [(vid, Path(args.frames_root) / vid) for vid in shard["video_id"]]
     qc = process_shard(items, args.out, args.qc, args.params, images=args.images)

@@ -228,7 +228,9 @@ def test_each_layout_runs_through_the_dag_with_the_official_protocol(wild_run):
     rejected = pd.read_parquet(results / "manifest_rejected.parquet")
     assert len(rejected) == 2
     html = (results / "report" / "index.html").read_text()
-    assert "res_att" in html
+    folds = "the official test split" if dataset == "ferv39k" else "mean ± std over the 5 official folds"
+    assert folds in html and "by video" in html and "by subject" not in html
+    assert "This run beside published figures" in html and "MAE-DFER" in html  # the preset's published rows
 
 
 def test_config_file_text_with_a_colon_stays_text():

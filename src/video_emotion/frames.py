@@ -248,19 +248,29 @@ def frame_files(folder: str | Path) -> list[Path]:
 def read_images(folder: str | Path, min_side: int | None = None) -> Iterator[np.ndarray]:
     """The RGB frames of an image folder in :func:`frame_files` order, one at a time (OpenCV's libjpeg-turbo and
     libpng). With ``min_side``, frames are decoded at the coarsest of 1/2, 1/4, 1/8 of their size that keeps both
-    sides at least ``min_side`` (a JPEG is then decoded at that scale: about a quarter of the work at 1/2). A frame
+    sides at least ``min_side`` (a JPEG is then decoded at that scale), chosen from the first frame's header. A frame
     that cannot be decoded raises :class:`OSError` naming it; an empty folder yields nothing."""
     import cv2
 
     flags = {1: cv2.IMREAD_COLOR, 2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4,
              8: cv2.IMREAD_REDUCED_COLOR_8}
+    files = frame_files(folder)
     factor = 1
-    for i, path in enumerate(frame_files(folder)):
+    if min_side and files:  # every frame of a clip has the first one's size
+        factor = max([f for f in flags if min(_image_size(files[0])) // f >= min_side], default=1)
+    for path in files:
         image = cv2.imread(str(path), flags[factor])
         if image is None:
             raise OSError(f"{path}: unreadable or empty image")
-        if i == 0 and min_side:  # every frame of a clip has the first one's size
-            factor = max([f for f in flags if min(image.shape[:2]) // f >= min_side], default=1)
-            if factor > 1:
-                image = cv2.imread(str(path), flags[factor])
         yield cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+def _image_size(path: Path) -> tuple[int, int]:
+    """(width, height) from an image's header, without decoding it; (0, 0) when it has none (decoded as it is)."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as image:
+            return image.size
+    except (OSError, UnidentifiedImageError):
+        return (0, 0)

@@ -107,8 +107,9 @@ def build_manifest(
 
     manifest = pd.DataFrame(kept)
     manifest["subject"] = manifest["subject"].astype(str)
-    order = sorted(range(len(manifest)), key=lambda i: (
-        subject_key(manifest.at[i, "subject"]), CANONICAL.index(manifest.at[i, "label"]), manifest.at[i, "path"]))
+    keys = list(zip(map(subject_key, manifest["subject"]), map(CANONICAL.index, manifest["label"]), manifest["path"],
+                    strict=True))
+    order = sorted(range(len(manifest)), key=keys.__getitem__)
     manifest = manifest.iloc[order].reset_index(drop=True)
     manifest["video_id"] = unique_ids(manifest["video_id"])
     manifest["label"] = pd.Categorical(manifest["label"], categories=categories)

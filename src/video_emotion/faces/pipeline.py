@@ -202,14 +202,22 @@ class FacePipeline:
 ALIGNED = "aligned"  # the backend name of frames taken as aligned faces
 
 
-def aligned_faces(frames: Iterable[np.ndarray], size: int) -> Iterator[FaceFrame]:
-    """Frames that are face crops already, as the pipeline's rows: each resized to ``size`` (area averaging), the
-    whole frame its box, no landmarks (NaN), counted as found."""
-    nan = np.full((68, 2), np.nan, np.float32)
+def aligned_faces(frames: Iterable[np.ndarray], size: int) -> dict[str, np.ndarray]:
+    """The arrays of a video (:class:`_GroupWriter`'s datasets) whose frames are face crops already: each frame
+    resized to ``size`` (area averaging), the whole frame its box, no landmarks (NaN), counted as found. Built whole:
+    such clips are short, and one write per dataset is what keeps the stage at the decoder's speed."""
+    crops, sides = [], []
     for frame in frames:
-        h, w = frame.shape[:2]
-        crop = frame if (h, w) == (size, size) else cv2.resize(frame, (size, size), interpolation=cv2.INTER_AREA)
-        yield FaceFrame(crop, nan, nan, np.array([0, 0, w, h], np.float32), 1.0, True, False, 1, 0)
+        sides.append(frame.shape[1::-1])
+        crops.append(frame if frame.shape[:2] == (size, size)
+                     else cv2.resize(frame, (size, size), interpolation=cv2.INTER_AREA))
+    t = len(crops)
+    nan = np.full((t, 68, 2), np.nan, np.float32)
+    boxes = np.zeros((t, 4), np.float32)
+    boxes[:, 2:] = np.asarray(sides, np.float32).reshape(t, 2)
+    return {"crops": np.stack(crops) if t else np.zeros((0, size, size, 3), np.uint8), "landmarks": nan,
+            "landmarks_crop": nan, "boxes": boxes, "scores": np.ones(t, np.float32), "detected": np.ones(t, bool),
+            "keyframe": np.zeros(t, bool), "n_faces": np.ones(t, np.uint8), "outside": np.zeros(t, np.uint8)}
 
 
 class _GroupWriter:
@@ -261,6 +269,15 @@ class _GroupWriter:
             self.crops[self.n:] = np.stack(self.buffer)
         self.n += k
         self.buffer = []
+
+    def write(self, arrays: dict[str, np.ndarray]) -> None:
+        """Write a whole video's arrays at once (``crops`` and every :attr:`SMALL` dataset), instead of ``add`` and
+        ``flush``."""
+        self.group.create_dataset("crops", data=arrays["crops"])
+        self.n = len(arrays["crops"])
+        for name, (_, shape, dtype) in self.SMALL.items():
+            self.small[name] = np.asarray(arrays[name], dtype).reshape(-1, *shape)
+            self.group.create_dataset(name, data=self.small[name])
 
     def flush(self) -> None:
         """Write what is left (call once, at the end of the video)."""
@@ -339,12 +356,11 @@ def process_shard(items: list[tuple[str, str | Path]], out_h5: str | Path, out_q
             writer = _GroupWriter(group, p["crop_size"])
             try:
                 if aligned:
-                    faces = aligned_faces(read_images(frames_dir, p["crop_size"]), p["crop_size"])
+                    writer.write(aligned_faces(read_images(frames_dir, p["crop_size"]), p["crop_size"]))
                 else:
-                    faces = pipeline.iter_process(read_images(frames_dir), ratio)
-                for row in faces:
-                    writer.add(row)
-                writer.flush()
+                    for row in pipeline.iter_process(read_images(frames_dir), ratio):
+                        writer.add(row)
+                    writer.flush()
             except OSError as err:
                 del h5[video_id]
                 fix = "" if images else f"; delete {frames_dir} and rerun the frames stage"

@@ -170,9 +170,8 @@ def shard_frames(wildcards):
 
 def faces_source(wildcards):
     """Where a shard's faces job reads its frames: the frames stage's folder, or the dataset's frame folders."""
-    if IMAGES:
-        return "--images --frames-root " + shlex.quote(str(DATASET_ROOT))
-    return "--frames-root " + shlex.quote(f"results/frames/{wildcards.shard}")
+    folder = DATASET_ROOT if IMAGES else f"results/frames/{wildcards.shard}"
+    return f"{'--images ' if IMAGES else ''}--frames-root {shlex.quote(str(folder))}"
 
 
 def all_faces(wildcards):
